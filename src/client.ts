@@ -1,0 +1,51 @@
+/**
+ * Typed clients for other backend services:
+ *
+ *   import { createTenancyClients } from "tenancy/client";
+ *   const { tenants } = createTenancyClients({ baseUrl: "http://tenancy:8080" });
+ *   const tenant = await tenants.lookupTenant({ key: { case: "domain", value: host } });
+ */
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
+import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+
+export * from "../gen/tenancy/v1/tenant_pb.js";
+export * from "../gen/tenancy/v1/membership_pb.js";
+export { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+
+export interface TenancyClientOptions {
+  /** Where the service listens, e.g. `http://localhost:8080`. */
+  baseUrl: string;
+  /** `grpc` (HTTP/2, the default), `connect` or `grpc-web`. */
+  protocol?: "grpc" | "connect" | "grpc-web";
+  /** For `connect` and `grpc-web`: `1.1` (default) or `2`. gRPC always uses HTTP/2. */
+  httpVersion?: "1.1" | "2";
+  /** Binary protobuf (default) or JSON, for `connect` and `grpc-web`. */
+  useBinaryFormat?: boolean;
+  interceptors?: Interceptor[];
+}
+
+export interface TenancyClients {
+  tenants: Client<typeof TenantService>;
+  memberships: Client<typeof MembershipService>;
+}
+
+export function createTenancyClients(options: TenancyClientOptions): TenancyClients {
+  const common = {
+    baseUrl: options.baseUrl,
+    interceptors: options.interceptors ?? [],
+  };
+  const transport =
+    (options.protocol ?? "grpc") === "grpc"
+      ? createGrpcTransport({ ...common })
+      : (options.protocol === "connect" ? createConnectTransport : createGrpcWebTransport)({
+          ...common,
+          httpVersion: options.httpVersion ?? "1.1",
+          useBinaryFormat: options.useBinaryFormat ?? true,
+        });
+  return {
+    tenants: createClient(TenantService, transport),
+    memberships: createClient(MembershipService, transport),
+  };
+}

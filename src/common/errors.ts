@@ -1,0 +1,100 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+
+/** The `google.rpc.ErrorInfo.domain` of every error this service raises. */
+export const ERROR_DOMAIN = "tenancy.v1";
+
+export interface FieldViolation {
+  /** Path of the field in the request, with proto names: `tenant.domain`. */
+  field: string;
+  description: string;
+}
+
+/**
+ * Domain errors: what services and repositories throw. Only the error
+ * interceptor turns them into gRPC statuses, so that the wire format of an
+ * error is decided in one place.
+ */
+export abstract class DomainError extends Error {
+  abstract readonly code: Code;
+}
+
+/** INVALID_ARGUMENT, with one `google.rpc.BadRequest` field violation per bad field. */
+export class InvalidArgumentError extends DomainError {
+  readonly code = Code.InvalidArgument;
+  constructor(readonly violations: FieldViolation[]) {
+    super(violations.map((v) => `${v.field}: ${v.description}`).join("; "));
+  }
+}
+
+/** An error with a stable `google.rpc.ErrorInfo` reason. */
+export abstract class ReasonedError extends DomainError {
+  constructor(
+    readonly reason: string,
+    message: string,
+    readonly metadata: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export class NotFoundError extends ReasonedError {
+  readonly code = Code.NotFound;
+}
+export class AlreadyExistsError extends ReasonedError {
+  readonly code = Code.AlreadyExists;
+}
+export class FailedPreconditionError extends ReasonedError {
+  readonly code = Code.FailedPrecondition;
+}
+export class AbortedError extends ReasonedError {
+  readonly code = Code.Aborted;
+}
+
+export function toConnectError(error: DomainError): ConnectError {
+  if (error instanceof InvalidArgumentError) {
+    return new ConnectError(error.message, error.code, undefined, [
+      {
+        desc: BadRequestSchema,
+        value: create(BadRequestSchema, {
+          fieldViolations: error.violations.map((v) => ({ field: v.field, description: v.description })),
+        }),
+      },
+    ]);
+  }
+  if (error instanceof ReasonedError) {
+    return new ConnectError(error.message, error.code, undefined, [
+      {
+        desc: ErrorInfoSchema,
+        value: create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata }),
+      },
+    ]);
+  }
+  return new ConnectError(error.message, error.code);
+}
+
+/**
+ * Collects field violations so that a request with several bad fields gets
+ * them all in one answer.
+ */
+export class Violations {
+  private readonly list: FieldViolation[] = [];
+
+  add(field: string, description: string): void {
+    this.list.push({ field, description });
+  }
+
+  get empty(): boolean {
+    return this.list.length === 0;
+  }
+
+  /** Throws INVALID_ARGUMENT when any violation was added. */
+  throwIfAny(): void {
+    if (this.list.length > 0) throw new InvalidArgumentError(this.list);
+  }
+}
+
+export function invalidArgument(field: string, description: string): InvalidArgumentError {
+  return new InvalidArgumentError([{ field, description }]);
+}

@@ -1,0 +1,81 @@
+/**
+ * Configuration from the environment, validated once at start-up so that a
+ * typo fails fast with the variable's name instead of surfacing later.
+ */
+export interface Config {
+  port: number;
+  host: string;
+  /** Unset means: start an embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /** Apply pending migrations at start-up. */
+  migrateOnStart: boolean;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Maximum connections in the database pool. */
+  databasePoolSize: number;
+  /** How long SIGTERM/SIGINT waits for in-flight RPCs, in milliseconds. */
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    detail: string,
+  ) {
+    super(`invalid configuration: ${variable} ${detail}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(name, `must be an integer, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) {
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
+}
+
+const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  if (databaseUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(databaseUrl);
+    } catch {
+      throw new ConfigError("DATABASE_URL", "is not a URL (expected postgres://user:password@host:port/database)");
+    }
+    if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+      throw new ConfigError("DATABASE_URL", `must start with postgres:// or postgresql://, got ${url.protocol}//`);
+    }
+  }
+  const logLevel = (env.LOG_LEVEL?.trim() || "info").toLowerCase();
+  if (!(logLevels as readonly string[]).includes(logLevel)) {
+    throw new ConfigError("LOG_LEVEL", `must be one of ${logLevels.join(", ")}, got "${env.LOG_LEVEL}"`);
+  }
+  const host = env.HOST?.trim() || "127.0.0.1";
+  return {
+    port: integer(env, "PORT", 8080, 0, 65535),
+    host,
+    databaseUrl,
+    dataDir: env.DATA_DIR?.trim() || ".data",
+    migrateOnStart: boolean(env, "MIGRATE_ON_START", true),
+    logLevel: logLevel as Config["logLevel"],
+    databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+    shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+  };
+}

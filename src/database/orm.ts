@@ -1,0 +1,53 @@
+import { MikroORM, type Options } from "@mikro-orm/postgresql";
+import { Migrator } from "@mikro-orm/migrations";
+import { TenantSchema } from "../tenants/tenant.entity.js";
+import { MembershipSchema } from "../memberships/membership.entity.js";
+import { Migration20261127000000_initial } from "./migrations/Migration20261127000000_initial.js";
+
+/** Every migration, in order. Listed explicitly so no file discovery (and no TypeScript loader) is needed at run time. */
+export const migrations = [{ name: "Migration20261127000000_initial", class: Migration20261127000000_initial }];
+
+export interface OrmOptions {
+  databaseUrl: string;
+  poolSize?: number;
+  debug?: boolean;
+  /** Where the ORM's own messages (migrations applied) go. */
+  logger?: (message: string) => void;
+}
+
+export function ormConfig(options: OrmOptions): Options {
+  return {
+    clientUrl: options.databaseUrl,
+    entities: [TenantSchema, MembershipSchema],
+    extensions: [Migrator],
+    // Every request works on its own fork, carried in the handler context;
+    // touching the global identity map is a bug.
+    allowGlobalContext: false,
+    debug: options.debug ?? false,
+    logger: options.logger ?? (() => {}),
+    pool: {
+      min: 0,
+      max: options.poolSize ?? 10,
+      // Fail fast rather than queue forever when the pool is exhausted or the
+      // database is unreachable.
+      acquireTimeoutMillis: 5_000,
+    },
+    driverOptions: { connection: { connectionTimeoutMillis: 5_000 } },
+    migrations: {
+      migrationsList: migrations,
+      tableName: "mikro_orm_migrations",
+      transactional: true,
+      allOrNothing: true,
+    },
+  };
+}
+
+/** The one place the ORM is created. */
+export async function initORM(options: OrmOptions): Promise<MikroORM> {
+  return MikroORM.init(ormConfig(options));
+}
+
+export async function migrate(orm: MikroORM): Promise<string[]> {
+  const applied = await orm.getMigrator().up();
+  return applied.map((m) => m.name);
+}

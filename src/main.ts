@@ -1,0 +1,69 @@
+import { ConfigError, loadConfig } from "./config.js";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "./database/embedded-postgres.js";
+import { initORM, migrate } from "./database/orm.js";
+import { createLogger } from "./logger.js";
+import { createServer } from "./server.js";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    log.info({ dataDir: config.dataDir }, "DATABASE_URL is not set: starting the embedded PostgreSQL");
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.debug({ postgres: line }) });
+    databaseUrl = embedded.url;
+  }
+  // embedded-postgres stops its server on SIGINT/SIGTERM and exits at once;
+  // this process shuts down in order instead (server, ORM, then database).
+  process.removeAllListeners("SIGINT");
+  process.removeAllListeners("SIGTERM");
+
+  const orm = await initORM({ databaseUrl, poolSize: config.databasePoolSize, logger: (m) => log.debug(m) });
+  if (config.migrateOnStart) {
+    const applied = await migrate(orm);
+    log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
+  }
+
+  const server = createServer({ orm, logger: log });
+  const address = await server.listen(config.port, config.host);
+  log.info(
+    { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${config.dataDir})` : redact(databaseUrl) },
+    `tenancy listening on http://${address.address}:${address.port}`,
+  );
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
+    await server.close(config.shutdownGraceMs);
+    await orm.close();
+    if (embedded) await embedded.stop();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+function redact(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = "***";
+  return parsed.toString();
+}
+
+main().catch((error) => {
+  process.stderr.write(`tenancy failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

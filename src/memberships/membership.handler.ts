@@ -1,0 +1,42 @@
+import { create } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  ListMembershipsResponseSchema,
+  type MembershipService as MembershipServiceDesc,
+} from "../../gen/tenancy/v1/membership_pb.js";
+import { invalidArgument } from "../common/errors.js";
+import { checkRequestId } from "../common/ids.js";
+import { actorOf, entityManager } from "../rpc/context.js";
+import { toMembershipMessage } from "./membership.mapper.js";
+import { MembershipService } from "./membership.service.js";
+
+const service = (ctx: HandlerContext) => new MembershipService(entityManager(ctx), actorOf(ctx));
+
+export const membershipHandler: ServiceImpl<typeof MembershipServiceDesc> = {
+  async createMembership(req, ctx) {
+    if (!req.membership) throw invalidArgument("membership", "is required");
+    checkRequestId(req.requestId);
+    // created_by / updated_by come from the caller's identity, never from the message.
+    const membership = await service(ctx).create({ tenantId: req.membership.tenantId, userId: req.membership.userId });
+    return toMembershipMessage(membership);
+  },
+
+  async getMembership(req, ctx) {
+    return toMembershipMessage(await service(ctx).get(req.id));
+  },
+
+  async listMemberships(req, ctx) {
+    const page = await service(ctx).list(req);
+    return create(ListMembershipsResponseSchema, {
+      memberships: page.memberships.map(toMembershipMessage),
+      nextPageToken: page.nextPageToken,
+      totalSize: page.totalSize,
+    });
+  },
+
+  async deleteMembership(req, ctx) {
+    await service(ctx).delete(req.id);
+    return create(EmptySchema);
+  },
+};

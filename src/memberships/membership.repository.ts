@@ -1,0 +1,106 @@
+import {
+  ForeignKeyConstraintViolationException,
+  UniqueConstraintViolationException,
+  type EntityManager,
+} from "@mikro-orm/postgresql";
+import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
+import { TENANT_NOT_FOUND } from "../tenants/tenant.repository.js";
+import { Membership } from "./membership.entity.js";
+
+export const MEMBERSHIP_NOT_FOUND = "MEMBERSHIP_NOT_FOUND";
+export const MEMBERSHIP_EXISTS = "MEMBERSHIP_EXISTS";
+
+export interface MembershipFilter {
+  tenantId?: string;
+  userId?: string;
+}
+
+export class MembershipRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  async findById(id: string): Promise<Membership> {
+    const membership = await this.em.findOne(Membership, { id });
+    if (!membership) throw new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
+    return membership;
+  }
+
+  /**
+   * Inserts a membership. The tenant's existence and the one-membership-per-
+   * user rule are the database's to enforce (foreign key, unique index), so
+   * that concurrent requests cannot slip between a check and an insert.
+   */
+  async insert(membership: Membership): Promise<void> {
+    this.em.persist(membership);
+    try {
+      await this.em.flush();
+    } catch (error) {
+      if (error instanceof ForeignKeyConstraintViolationException) {
+        throw new NotFoundError(TENANT_NOT_FOUND, `tenant ${membership.tenantId} not found`, { id: membership.tenantId });
+      }
+      if (error instanceof UniqueConstraintViolationException) {
+        const existing = await this.em.fork().findOne(Membership, { tenantId: membership.tenantId, userId: membership.userId });
+        throw new AlreadyExistsError(
+          MEMBERSHIP_EXISTS,
+          "the user is already a member of this tenant",
+          existing ? { membership_id: existing.id } : {},
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** Deletes by id; false when there was no such membership. */
+  async delete(id: string): Promise<boolean> {
+    return (await this.em.nativeDelete(Membership, { id })) > 0;
+  }
+
+  /**
+   * One page, oldest first. Cursors hold `createdAt` as exact microseconds
+   * (see TenantRepository.list) and the id.
+   */
+  async list(
+    filter: MembershipFilter,
+    after: [string, string] | undefined,
+    limit: number,
+  ): Promise<Array<{ membership: Membership; cursor: [string, string] }>> {
+    const { sql: where, params } = whereClause(filter);
+    const conditions = where ? [where] : [];
+    if (after) {
+      const created = `(timestamptz 'epoch' + ?::bigint * interval '1 microsecond')`;
+      conditions.push(`("createdAt" > ${created} OR ("createdAt" = ${created} AND "Id" > ?::uuid))`);
+      params.push(after[0], after[0], after[1]);
+    }
+    const rows = await this.em.getConnection().execute<Record<string, unknown>[]>(
+      `SELECT *, (extract(epoch FROM "createdAt") * 1000000)::bigint::text AS cursor_created
+         FROM "UserTenantMapping"${conditions.length ? ` WHERE ${conditions.join(" AND ")}` : ""}
+        ORDER BY "createdAt", "Id" LIMIT ${Number(limit)}`,
+      params,
+    );
+    return rows.map((row) => ({
+      membership: this.em.map(Membership, row),
+      cursor: [String(row.cursor_created), String(row.Id)],
+    }));
+  }
+
+  async count(filter: MembershipFilter): Promise<number> {
+    const { sql: where, params } = whereClause(filter);
+    const rows = await this.em
+      .getConnection()
+      .execute<{ count: string }[]>(`SELECT count(*) AS count FROM "UserTenantMapping"${where ? ` WHERE ${where}` : ""}`, params);
+    return Number(rows[0]?.count ?? 0);
+  }
+}
+
+function whereClause(filter: MembershipFilter): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  if (filter.tenantId) {
+    parts.push(`"tenantId" = ?::uuid`);
+    params.push(filter.tenantId);
+  }
+  if (filter.userId) {
+    parts.push(`"userId" = ?::uuid`);
+    params.push(filter.userId);
+  }
+  return { sql: parts.join(" AND "), params };
+}

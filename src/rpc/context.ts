@@ -1,0 +1,23 @@
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { isUuid } from "../common/ids.js";
+
+/** The request's own fork of the entity manager, set when the request arrives. */
+export const kEntityManager = createContextKey<EntityManager | undefined>(undefined, {
+  description: "the request's entity manager",
+});
+
+export function entityManager(ctx: HandlerContext): EntityManager {
+  const em = ctx.values.get(kEntityManager);
+  if (!em) throw new Error("no entity manager in the handler context");
+  return em;
+}
+
+/**
+ * Who is acting, recorded as created_by / updated_by. Until authentication
+ * exists this is the `x-actor-id` header when it holds a UUID.
+ */
+export function actorOf(ctx: HandlerContext): string | undefined {
+  const header = ctx.requestHeader.get("x-actor-id")?.trim();
+  return header && isUuid(header) ? header.toLowerCase() : undefined;
+}

@@ -1,0 +1,74 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectionException, DeadlockException, DriverException, LockWaitTimeoutException } from "@mikro-orm/core";
+import type { Logger } from "pino";
+import { DomainError, toConnectError } from "../common/errors.js";
+
+/** SQLSTATEs and socket errors that mean "the database is not there right now". */
+const unavailableCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "53300", // too_many_connections
+]);
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function isUnavailable(error: unknown): boolean {
+  if (error instanceof ConnectionException) return true;
+  const code = errorCode(error);
+  if (code && unavailableCodes.has(code)) return true;
+  const name = (error as Error | null)?.name;
+  const message = (error as Error | null)?.message ?? "";
+  // The pool timing out on acquire, or a connection that died under a query.
+  return (
+    name === "KnexTimeoutError" ||
+    /Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|Client was closed/i.test(message)
+  );
+}
+
+/**
+ * Turns every error a handler throws into a gRPC status: domain errors keep
+ * their code and details, database conditions become the codes a client can
+ * act on, and anything else is INTERNAL, logged with its cause and never sent
+ * to the client.
+ */
+export function toRpcError(error: unknown, log: Logger, procedure: string): ConnectError {
+  if (error instanceof ConnectError) return error;
+  if (error instanceof DomainError) return toConnectError(error);
+  if (isUnavailable(error)) {
+    log.warn({ procedure, err: error }, "database unavailable");
+    return new ConnectError("the database is unavailable, retry later", Code.Unavailable);
+  }
+  if (error instanceof DeadlockException || error instanceof LockWaitTimeoutException) {
+    return new ConnectError("the request conflicted with a concurrent one, retry it", Code.Aborted);
+  }
+  if (error instanceof DriverException && errorCode(error) === "57014") {
+    return new ConnectError("the database did not answer in time", Code.DeadlineExceeded);
+  }
+  log.error({ procedure, err: error }, "internal error");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+export function errorInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (error) {
+      throw toRpcError(error, log, req.method.parent.typeName + "/" + req.method.name);
+    }
+  };
+}

@@ -1,0 +1,2 @@
+export { FilterError } from "./filter.lexer.js";
+export { compileTenantFilter, type CompiledFilter } from "./filter.sql.js";

@@ -1,0 +1,21 @@
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { TenantSchema as TenantMessageSchema, type Tenant as TenantMessage } from "../../gen/tenancy/v1/tenant_pb.js";
+import type { Tenant } from "./tenant.entity.js";
+
+/** The etag is the row version, quoted as in HTTP so nobody mistakes it for a count. */
+export function tenantEtag(tenant: Pick<Tenant, "version">): string {
+  return `"${tenant.version}"`;
+}
+
+export function toTenantMessage(tenant: Tenant): TenantMessage {
+  return create(TenantMessageSchema, {
+    id: tenant.id,
+    name: tenant.name,
+    domain: tenant.domain,
+    params: (tenant.params ?? {}) as JsonObject,
+    createTime: timestampFromDate(tenant.createdAt),
+    updateTime: timestampFromDate(tenant.updatedAt),
+    etag: tenantEtag(tenant),
+  });
+}

@@ -1,0 +1,150 @@
+import { LockMode, UniqueConstraintViolationException, type EntityManager } from "@mikro-orm/postgresql";
+import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
+import { Tenant } from "./tenant.entity.js";
+
+export const TENANT_NOT_FOUND = "TENANT_NOT_FOUND";
+export const TENANT_NAME_TAKEN = "TENANT_NAME_TAKEN";
+export const TENANT_DOMAIN_TAKEN = "TENANT_DOMAIN_TAKEN";
+
+/** A sortable column of ListTenants, with how its cursor value is read and bound. */
+export interface SortColumn {
+  /** The column, as written in SQL. */
+  column: string;
+  desc: boolean;
+  /** True for timestamps, whose cursor values are microseconds since the epoch. */
+  timestamp: boolean;
+}
+
+export interface ListQuery {
+  where?: { sql: string; params: unknown[] };
+  order: SortColumn[];
+  /** Cursor values of the last row of the previous page: one per sort column, then the id. */
+  after?: string[];
+  limit: number;
+}
+
+/** Data access for tenants. Uniqueness is left to the database's indexes. */
+export class TenantRepository {
+  constructor(private readonly em: EntityManager) {}
+
+  async findById(id: string, lock = false): Promise<Tenant> {
+    const tenant = await this.em.findOne(
+      Tenant,
+      { id },
+      lock ? { lockMode: LockMode.PESSIMISTIC_WRITE } : {},
+    );
+    if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `tenant ${id} not found`, { id });
+    return tenant;
+  }
+
+  async findByDomain(domain: string): Promise<Tenant> {
+    const tenant = await this.em.findOne(Tenant, { domain });
+    if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the domain ${domain}`, { domain });
+    return tenant;
+  }
+
+  async findByName(name: string): Promise<Tenant> {
+    // lower(name) is what the unique index holds, so this is an index lookup.
+    const rows = await this.em
+      .getConnection()
+      .execute<Record<string, unknown>[]>(`SELECT * FROM "Tenants" WHERE lower(name) = lower(?) LIMIT 1`, [name]);
+    if (rows.length === 0) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the name ${name}`, { name });
+    return this.em.map(Tenant, rows[0]!);
+  }
+
+  /** Flushes pending changes, turning unique violations into ALREADY_EXISTS. */
+  async flush(): Promise<void> {
+    try {
+      await this.em.flush();
+    } catch (error) {
+      throw translateUniqueViolation(error);
+    }
+  }
+
+  /**
+   * One page of tenants, each with its cursor: its sort key values, then its
+   * id. Timestamps in cursors are the database's exact microseconds, not
+   * JavaScript Dates (milliseconds), so that a page never starts in the middle
+   * of a run of rows that differ below a millisecond.
+   */
+  async list(query: ListQuery): Promise<Array<{ tenant: Tenant; cursor: string[] }>> {
+    const params: unknown[] = [];
+    const conditions: string[] = [];
+    if (query.where) {
+      conditions.push(`(${query.where.sql})`);
+      params.push(...query.where.params);
+    }
+    if (query.after) {
+      const keyset = keysetCondition(query.order, query.after);
+      conditions.push(keyset.sql);
+      params.push(...keyset.params);
+    }
+    const cursorColumns = query.order
+      .filter((c) => c.timestamp)
+      .map((c) => `${microseconds(c.column)} AS "cursor_${c.column}"`);
+    const orderBy = [...query.order.map((c) => `${c.column} ${c.desc ? "DESC" : "ASC"}`), "tenant_id ASC"].join(", ");
+    const sql =
+      `SELECT *${cursorColumns.map((c) => `, ${c}`).join("")} FROM "Tenants"` +
+      (conditions.length ? ` WHERE ${conditions.join(" AND ")}` : "") +
+      ` ORDER BY ${orderBy} LIMIT ${Number(query.limit)}`;
+    const rows = await this.em.getConnection().execute<Record<string, unknown>[]>(sql, params);
+    return rows.map((row) => ({
+      tenant: this.em.map(Tenant, row),
+      cursor: [
+        ...query.order.map((c) => String(c.timestamp ? row[`cursor_${c.column}`] : row[c.column])),
+        String(row.tenant_id),
+      ],
+    }));
+  }
+
+  async count(where?: { sql: string; params: unknown[] }): Promise<number> {
+    const rows = await this.em
+      .getConnection()
+      .execute<{ count: string }[]>(
+        `SELECT count(*) AS count FROM "Tenants"${where ? ` WHERE (${where.sql})` : ""}`,
+        where?.params ?? [],
+      );
+    return Number(rows[0]?.count ?? 0);
+  }
+}
+
+function microseconds(column: string): string {
+  return `(extract(epoch FROM ${column}) * 1000000)::bigint::text`;
+}
+
+function boundValue(column: SortColumn): string {
+  return column.timestamp ? `(timestamptz 'epoch' + ?::bigint * interval '1 microsecond')` : "?::text";
+}
+
+/**
+ * `(a, b, id) > (x, y, z)` with a direction per column, expanded as
+ * `a > x OR (a = x AND (b > y OR (b = y AND id > z)))` because row comparison
+ * cannot mix directions.
+ */
+function keysetCondition(order: SortColumn[], after: string[]): { sql: string; params: unknown[] } {
+  const columns: SortColumn[] = [...order, { column: "tenant_id", desc: false, timestamp: false }];
+  const params: unknown[] = [];
+  const build = (i: number): string => {
+    const c = columns[i]!;
+    const value = c.column === "tenant_id" ? "?::uuid" : boundValue(c);
+    params.push(after[i]);
+    const strict = `${c.column} ${c.desc ? "<" : ">"} ${value}`;
+    if (i === columns.length - 1) return strict;
+    params.push(after[i]);
+    const equal = `${c.column} = ${value}`;
+    return `(${strict} OR (${equal} AND ${build(i + 1)}))`;
+  };
+  return { sql: build(0), params };
+}
+
+export function translateUniqueViolation(error: unknown): unknown {
+  if (!(error instanceof UniqueConstraintViolationException)) return error;
+  const constraint = String((error as { constraint?: string }).constraint ?? "");
+  if (constraint.includes("domain")) {
+    return new AlreadyExistsError(TENANT_DOMAIN_TAKEN, "another tenant already has this domain");
+  }
+  if (constraint.includes("name")) {
+    return new AlreadyExistsError(TENANT_NAME_TAKEN, "another tenant already has this name (names are compared case-insensitively)");
+  }
+  return error;
+}

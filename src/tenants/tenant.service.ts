@@ -1,0 +1,236 @@
+import { randomUUID } from "node:crypto";
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { ForeignKeyConstraintViolationException } from "@mikro-orm/core";
+import { AbortedError, FailedPreconditionError, invalidArgument, NotFoundError, Violations } from "../common/errors.js";
+import { isUuid, requireId } from "../common/ids.js";
+import { decodePageToken, encodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
+import { Membership } from "../memberships/membership.entity.js";
+import { Tenant } from "./tenant.entity.js";
+import { TENANT_NOT_FOUND, TenantRepository, type SortColumn } from "./tenant.repository.js";
+import { checkDomain, checkName, checkParams } from "./tenant.validation.js";
+import { applyParamsKey, parseTenantMask } from "./tenant.update-mask.js";
+import { tenantEtag } from "./tenant.mapper.js";
+import { compileTenantFilter, FilterError } from "./filter/index.js";
+
+export const ETAG_MISMATCH = "ETAG_MISMATCH";
+export const TENANT_HAS_MEMBERSHIPS = "TENANT_HAS_MEMBERSHIPS";
+
+export interface NewTenant {
+  name: string;
+  domain: string;
+  params?: JsonObject;
+}
+
+export interface TenantChanges {
+  id: string;
+  name: string;
+  domain: string;
+  params: JsonObject | undefined;
+  etag: string;
+  /** `update_mask.paths`; empty means every field that the request sets. */
+  paths: readonly string[];
+}
+
+export interface TenantPage {
+  tenants: Tenant[];
+  nextPageToken: string;
+  totalSize: number;
+}
+
+function checkEtag(tenant: Tenant, etag: string): void {
+  if (etag !== "" && etag !== tenantEtag(tenant)) {
+    throw new AbortedError(ETAG_MISMATCH, "the tenant was changed since the etag was read: read it again and retry", {
+      current_etag: tenantEtag(tenant),
+    });
+  }
+}
+
+const sortable: Record<string, Omit<SortColumn, "desc">> = {
+  name: { column: "name", timestamp: false },
+  domain: { column: "domain", timestamp: false },
+  create_time: { column: "created_at", timestamp: true },
+  update_time: { column: "updated_at", timestamp: true },
+};
+
+function parseOrderBy(orderBy: string): SortColumn[] {
+  if (orderBy.trim() === "") return [{ column: "created_at", timestamp: true, desc: false }];
+  const seen = new Set<string>();
+  return orderBy.split(",").map((part) => {
+    const words = part.trim().split(/\s+/);
+    const [field, direction, ...rest] = words;
+    const column = field === undefined ? undefined : sortable[field];
+    if (!column || rest.length > 0 || (direction !== undefined && direction !== "desc" && direction !== "asc")) {
+      throw invalidArgument(
+        "order_by",
+        `"${part.trim()}" is not a valid ordering: use name, domain, create_time or update_time, each optionally followed by " desc"`,
+      );
+    }
+    if (seen.has(field!)) throw invalidArgument("order_by", `"${field}" appears more than once`);
+    seen.add(field!);
+    return { ...column, desc: direction === "desc" };
+  });
+}
+
+/** Cursor values come from clients: check them before they reach SQL. */
+function checkCursor(order: SortColumn[], keys: string[]): void {
+  const ok = keys.every((key, i) => {
+    if (i === order.length) return isUuid(key);
+    if (order[i]!.timestamp) return /^-?\d{1,17}$/.test(key);
+    return key.length <= 255 && !key.includes("\u0000");
+  });
+  if (!ok) throw invalidArgument("page_token", "is malformed: pass the next_page_token of a previous response");
+}
+
+/** The rules of tenants; one instance per request, on the request's entity manager. */
+export class TenantService {
+  private readonly tenants: TenantRepository;
+
+  constructor(private readonly em: EntityManager) {
+    this.tenants = new TenantRepository(em);
+  }
+
+  async create(input: NewTenant): Promise<Tenant> {
+    const violations = new Violations();
+    const name = checkName(input.name, "tenant.name", violations);
+    const domain = checkDomain(input.domain, "tenant.domain", violations);
+    const params = input.params ?? {};
+    checkParams(params, "tenant.params", violations);
+    violations.throwIfAny();
+    const now = new Date();
+    const tenant = this.em.create(Tenant, {
+      id: randomUUID(),
+      name,
+      domain,
+      params,
+      createdAt: now,
+      updatedAt: now,
+      version: 1,
+    });
+    await this.tenants.flush();
+    return tenant;
+  }
+
+  get(id: string): Promise<Tenant> {
+    return this.tenants.findById(requireId(id, "id"));
+  }
+
+  lookupByDomain(raw: string): Promise<Tenant> {
+    const violations = new Violations();
+    const domain = checkDomain(raw, "domain", violations);
+    violations.throwIfAny();
+    return this.tenants.findByDomain(domain);
+  }
+
+  lookupByName(raw: string): Promise<Tenant> {
+    const name = raw.trim();
+    if (name === "") throw invalidArgument("name", "must not be empty");
+    // A name that could never be stored cannot match: answer NOT_FOUND
+    // without asking the database (and without sending it NUL bytes).
+    if ([...name].length > 255 || name.includes("\u0000")) {
+      throw new NotFoundError(TENANT_NOT_FOUND, "no tenant has this name");
+    }
+    return this.tenants.findByName(name);
+  }
+
+  async list(request: { pageSize: number; pageToken: string; filter: string; orderBy: string }): Promise<TenantPage> {
+    const limit = pageSize(request.pageSize);
+    const order = parseOrderBy(request.orderBy);
+    let where;
+    try {
+      where = compileTenantFilter(request.filter) ?? undefined;
+    } catch (error) {
+      if (error instanceof FilterError) throw invalidArgument("filter", error.message);
+      throw error;
+    }
+    const fingerprint = queryFingerprint([request.filter.trim(), order]);
+    const cursor = decodePageToken(request.pageToken, fingerprint, order.length + 1);
+    if (cursor) checkCursor(order, cursor.keys);
+    const [rows, totalSize] = await Promise.all([
+      this.tenants.list({ where, order, after: cursor?.keys, limit: limit + 1 }),
+      this.tenants.count(where),
+    ]);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      tenants: page.map((row) => row.tenant),
+      nextPageToken: rows.length > limit && last ? encodePageToken(fingerprint, { keys: last.cursor }) : "",
+      totalSize,
+    };
+  }
+
+  async update(changes: TenantChanges): Promise<Tenant> {
+    const id = requireId(changes.id, "tenant.id");
+    const violations = new Violations();
+    const paths =
+      changes.paths.length > 0
+        ? parseTenantMask(changes.paths, violations)
+        : [
+            ...(changes.name !== "" ? [{ field: "name" as const }] : []),
+            ...(changes.domain !== "" ? [{ field: "domain" as const }] : []),
+            ...(changes.params !== undefined ? [{ field: "params" as const }] : []),
+          ];
+    let name: string | undefined;
+    let domain: string | undefined;
+    for (const path of paths) {
+      if (path.field === "name") name = checkName(changes.name, "tenant.name", violations);
+      if (path.field === "domain") domain = checkDomain(changes.domain, "tenant.domain", violations);
+    }
+    if (changes.params !== undefined) checkParams(changes.params, "tenant.params", violations);
+    violations.throwIfAny();
+    if (paths.length === 0) throw invalidArgument("update_mask", "names no field to update, and the request sets none");
+
+    // The row lock serializes concurrent updates of one tenant, so that two
+    // clients changing different params keys both keep their change.
+    return this.em.transactional(async (em) => {
+      const repository = new TenantRepository(em);
+      const tenant = await repository.findById(id, true);
+      checkEtag(tenant, changes.etag);
+      let params = (tenant.params ?? {}) as JsonObject;
+      for (const path of paths) {
+        if (path.field === "name") tenant.name = name!;
+        else if (path.field === "domain") tenant.domain = domain!;
+        else if (path.field === "params.key") params = applyParamsKey(params, path.keys, changes.params);
+        else params = changes.params ?? {};
+      }
+      const violationsAfter = new Violations();
+      checkParams(params, "tenant.params", violationsAfter);
+      violationsAfter.throwIfAny();
+      tenant.params = params;
+      tenant.updatedAt = new Date();
+      await repository.flush();
+      return tenant;
+    });
+  }
+
+  async delete(request: { id: string; etag: string; force: boolean }): Promise<Tenant> {
+    const id = requireId(request.id, "id");
+    try {
+      return await this.em.transactional(async (em) => {
+        const tenant = await new TenantRepository(em).findById(id, true);
+        checkEtag(tenant, request.etag);
+        if (request.force) {
+          await em.nativeDelete(Membership, { tenantId: id });
+        } else {
+          const memberships = await em.count(Membership, { tenantId: id });
+          if (memberships > 0) throw hasMemberships(memberships);
+        }
+        em.remove(tenant);
+        await em.flush();
+        return tenant;
+      });
+    } catch (error) {
+      // A membership created between the count and the delete.
+      if (error instanceof ForeignKeyConstraintViolationException) throw hasMemberships();
+      throw error;
+    }
+  }
+}
+
+function hasMemberships(count?: number): FailedPreconditionError {
+  return new FailedPreconditionError(
+    TENANT_HAS_MEMBERSHIPS,
+    "the tenant still has memberships: delete them first, or set force to delete them with the tenant",
+    count === undefined ? {} : { membership_count: String(count) },
+  );
+}

@@ -1,0 +1,60 @@
+import { Writable } from "node:stream";
+import { inject } from "vitest";
+import type { MikroORM } from "@mikro-orm/postgresql";
+import pg from "pg";
+import { createTenancyClients, type TenancyClients } from "../../src/client.js";
+import { initORM, migrate } from "../../src/database/orm.js";
+import { createLogger } from "../../src/logger.js";
+import { createServer } from "../../src/server.js";
+import { createTestDatabase } from "./database.js";
+
+export interface TestServer {
+  baseUrl: string;
+  port: number;
+  orm: MikroORM;
+  /** Direct SQL on the test database, to check what the service stored. */
+  sql: pg.Pool;
+  /** Typed clients over the Connect protocol on HTTP/1.1, with JSON. */
+  connect: TenancyClients;
+  /** Typed clients over gRPC on HTTP/2. */
+  grpc: TenancyClients;
+  /** JSON log lines the server wrote. */
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/**
+ * A full server on an ephemeral port, on a fresh database migrated with the
+ * real migrations, as each test file's world.
+ */
+export async function startTestServer(): Promise<TestServer> {
+  const database = await createTestDatabase(inject("databaseServerUrl"));
+  const orm = await initORM({ databaseUrl: database.url, poolSize: 10 });
+  await migrate(orm);
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split("\n")) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const server = createServer({ orm, logger: createLogger("info", sink) });
+  const address = await server.listen(0, "127.0.0.1");
+  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const sql = new pg.Pool({ connectionString: database.url, max: 4 });
+  return {
+    baseUrl,
+    port: address.port,
+    orm,
+    sql,
+    logs,
+    connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
+    grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
+    async close() {
+      await server.close(1_000);
+      await sql.end();
+      await orm.close();
+      await database.drop();
+    },
+  };
+}
