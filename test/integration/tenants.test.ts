@@ -8,7 +8,6 @@ beforeAll(async () => {
   server = await startTestServer();
 });
 afterAll(async () => {
-  console.log(JSON.stringify(server.logs.filter((l) => (l.level as number) >= 50).slice(0, 5).map((l: any) => l.err?.message + (l.err?.stack ?? "").slice(0, 600)), null, 1));
   await server?.close();
 });
 

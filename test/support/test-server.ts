@@ -55,6 +55,11 @@ export async function startTestServer(): Promise<TestServer> {
       await sql.end();
       await orm.close();
       await database.drop();
+      // INTERNAL is a bug: any test that provoked one fails the file.
+      const internal = logs.filter((line) => line.msg === "internal error");
+      if (internal.length > 0) {
+        throw new Error(`the server logged ${internal.length} internal error(s): ${JSON.stringify(internal[0]).slice(0, 2000)}`);
+      }
     },
   };
 }

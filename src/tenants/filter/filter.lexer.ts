@@ -142,7 +142,7 @@ class Lexer {
       if (c === quote) break;
       this.rejectForbidden(c);
       if (c === "\\") {
-        value += this.escape();
+        value += this.escape(start);
         continue;
       }
       value += c;
@@ -152,13 +152,15 @@ class Lexer {
     return { kind: "string", value, raw: this.chars.slice(start - 1, this.index).join(""), position: start };
   }
 
-  private escape(): string {
+  private escape(stringStart: number): string {
     const position = this.position;
     const c = this.peek(1);
-    const replacement = c === undefined ? undefined : ESCAPES[c];
+    if (c === undefined) {
+      throw new FilterError(`unterminated string starting at position ${stringStart}`, stringStart);
+    }
+    const replacement = ESCAPES[c];
     if (replacement === undefined) {
-      const shown = c === undefined ? "\\" : `\\${c}`;
-      throw new FilterError(`invalid escape ${JSON.stringify(shown)} at position ${position}`, position);
+      throw new FilterError(`invalid escape ${JSON.stringify(`\\${c}`)} at position ${position}`, position);
     }
     this.index += 2;
     return replacement;

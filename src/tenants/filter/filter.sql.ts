@@ -122,12 +122,15 @@ function stringValue(comparison: Comparison): string {
   return value.value;
 }
 
-/** `=` and `!=` ignore case, as names are unique regardless of case; ordering is plain. */
+/**
+ * `=` and `!=` ignore case, as names are unique regardless of case; ordering
+ * is plain. `:` uses strpos rather than ILIKE so that "%" and "_" in the value
+ * need no escaping (and no backslash appears in the SQL).
+ */
 function compileName(comparison: Comparison, params: unknown[]): string {
-  const value = stringValue(comparison);
+  const placeholder = bind(params, stringValue(comparison), "text");
   const { operator } = comparison;
-  if (operator === ":") return `strpos(lower(name), lower(${bind(params, value, "text")})) > 0`;
-  const placeholder = bind(params, value, "text");
+  if (operator === ":") return `strpos(lower(name), lower(${placeholder})) > 0`;
   if (operator === "=" || operator === "!=") return `lower(name) ${SQL_OPERATORS[operator]} lower(${placeholder})`;
   return `name ${SQL_OPERATORS[operator]} ${placeholder}`;
 }
