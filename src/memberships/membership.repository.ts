@@ -3,6 +3,7 @@ import {
   UniqueConstraintViolationException,
   type EntityManager,
 } from "@mikro-orm/postgresql";
+import { sqlQuery } from "../database/sql.js";
 import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
 import { TENANT_NOT_FOUND } from "../tenants/tenant.repository.js";
 import { Membership } from "./membership.entity.js";
@@ -70,7 +71,8 @@ export class MembershipRepository {
       conditions.push(`("createdAt" > ${created} OR ("createdAt" = ${created} AND "Id" > ?::uuid))`);
       params.push(after[0], after[0], after[1]);
     }
-    const rows = await this.em.getConnection().execute<Record<string, unknown>[]>(
+    const rows = await sqlQuery<Record<string, unknown>>(
+      this.em,
       `SELECT *, (extract(epoch FROM "createdAt") * 1000000)::bigint::text AS cursor_created
          FROM "UserTenantMapping"${conditions.length ? ` WHERE ${conditions.join(" AND ")}` : ""}
         ORDER BY "createdAt", "Id" LIMIT ${Number(limit)}`,
@@ -84,9 +86,7 @@ export class MembershipRepository {
 
   async count(filter: MembershipFilter): Promise<number> {
     const { sql: where, params } = whereClause(filter);
-    const rows = await this.em
-      .getConnection()
-      .execute<{ count: string }[]>(`SELECT count(*) AS count FROM "UserTenantMapping"${where ? ` WHERE ${where}` : ""}`, params);
+    const rows = await sqlQuery<{ count: string }>(this.em, `SELECT count(*) AS count FROM "UserTenantMapping"${where ? ` WHERE ${where}` : ""}`, params);
     return Number(rows[0]?.count ?? 0);
   }
 }

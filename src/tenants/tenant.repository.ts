@@ -1,4 +1,5 @@
 import { LockMode, UniqueConstraintViolationException, type EntityManager } from "@mikro-orm/postgresql";
+import { sqlQuery } from "../database/sql.js";
 import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
 import { Tenant } from "./tenant.entity.js";
 
@@ -45,9 +46,7 @@ export class TenantRepository {
 
   async findByName(name: string): Promise<Tenant> {
     // lower(name) is what the unique index holds, so this is an index lookup.
-    const rows = await this.em
-      .getConnection()
-      .execute<Record<string, unknown>[]>(`SELECT * FROM "Tenants" WHERE lower(name) = lower(?) LIMIT 1`, [name]);
+    const rows = await sqlQuery<Record<string, unknown>>(this.em, `SELECT * FROM "Tenants" WHERE lower(name) = lower(?) LIMIT 1`, [name]);
     if (rows.length === 0) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the name ${name}`, { name });
     return this.em.map(Tenant, rows[0]!);
   }
@@ -87,7 +86,7 @@ export class TenantRepository {
       `SELECT *${cursorColumns.map((c) => `, ${c}`).join("")} FROM "Tenants"` +
       (conditions.length ? ` WHERE ${conditions.join(" AND ")}` : "") +
       ` ORDER BY ${orderBy} LIMIT ${Number(query.limit)}`;
-    const rows = await this.em.getConnection().execute<Record<string, unknown>[]>(sql, params);
+    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
     return rows.map((row) => ({
       tenant: this.em.map(Tenant, row),
       cursor: [
@@ -98,9 +97,7 @@ export class TenantRepository {
   }
 
   async count(where?: { sql: string; params: unknown[] }): Promise<number> {
-    const rows = await this.em
-      .getConnection()
-      .execute<{ count: string }[]>(
+    const rows = await sqlQuery<{ count: string }>(this.em, 
         `SELECT count(*) AS count FROM "Tenants"${where ? ` WHERE (${where.sql})` : ""}`,
         where?.params ?? [],
       );

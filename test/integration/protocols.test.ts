@@ -48,7 +48,7 @@ describe("one port, every protocol", () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-request-id")).toBe(`curl-${t}`);
-    const body = await res.json();
+    const body = (await res.json()) as { id: string; createTime: string };
     expect(body).toMatchObject({ name: `Curl ${t}`, domain: `${t}.curl.example`, params: { a: [1, "two"] } });
     expect(body.createTime).toMatch(/^\d{4}-\d{2}-\d{2}T/);
 
@@ -57,7 +57,7 @@ describe("one port, every protocol", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ id: body.id }),
     });
-    expect((await get.json()).id).toBe(body.id);
+    expect(((await get.json()) as { id: string }).id).toBe(body.id);
 
     const bad = await fetch(`${server.baseUrl}/tenancy.v1.TenantService/GetTenant`, {
       method: "POST",
@@ -65,9 +65,9 @@ describe("one port, every protocol", () => {
       body: JSON.stringify({ id: "nope" }),
     });
     expect(bad.status).toBe(400);
-    const error = await bad.json();
+    const error = (await bad.json()) as { code: string; details: { type: string }[] };
     expect(error.code).toBe("invalid_argument");
-    expect(error.details[0].type).toBe("google.rpc.BadRequest");
+    expect(error.details[0]?.type).toBe("google.rpc.BadRequest");
   });
 
   it("answers 404 on unknown paths and refuses an unknown procedure over gRPC", async () => {

@@ -1,3 +1,4 @@
+import { normalizeDomain } from "../domain-name.js";
 /**
  * Compiles a tenant filter AST to a parameterized SQL boolean expression over
  * the `"Tenants"` table, for use inside `WHERE (...)`.
@@ -135,10 +136,16 @@ function compileName(comparison: Comparison, params: unknown[]): string {
   return `name ${SQL_OPERATORS[operator]} ${placeholder}`;
 }
 
-/** Domains are stored lower-case, so lower-casing the value is enough to ignore case. */
+/**
+ * Domains are stored normalized, so a whole domain compared with `=` or `!=`
+ * is normalized the same way (`Bücher.example.` finds `xn--bcher-kva.example`);
+ * other values (fragments for `:`, bounds for ordering) are only lower-cased.
+ */
 function compileDomain(comparison: Comparison, params: unknown[]): string {
-  const placeholder = bind(params, stringValue(comparison).toLowerCase(), "text");
   const { operator } = comparison;
+  const raw = stringValue(comparison);
+  const normalized = operator === "=" || operator === "!=" ? normalizeDomain(raw) : undefined;
+  const placeholder = bind(params, normalized?.ok ? normalized.domain : raw.toLowerCase(), "text");
   if (operator === ":") return `strpos(domain, ${placeholder}) > 0`;
   return `domain ${SQL_OPERATORS[operator]} ${placeholder}`;
 }
