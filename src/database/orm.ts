@@ -3,9 +3,13 @@ import { Migrator } from "@mikro-orm/migrations";
 import { TenantSchema } from "../tenants/tenant.entity.js";
 import { MembershipSchema } from "../memberships/membership.entity.js";
 import { Migration20261127000000_initial } from "./migrations/Migration20261127000000_initial.js";
+import { Migration20261127010000_request_ids } from "./migrations/Migration20261127010000_request_ids.js";
 
 /** Every migration, in order. Listed explicitly so no file discovery (and no TypeScript loader) is needed at run time. */
-export const migrations = [{ name: "Migration20261127000000_initial", class: Migration20261127000000_initial }];
+export const migrations = [
+  { name: "Migration20261127000000_initial", class: Migration20261127000000_initial },
+  { name: "Migration20261127010000_request_ids", class: Migration20261127010000_request_ids },
+];
 
 export interface OrmOptions {
   databaseUrl: string;

@@ -2,12 +2,15 @@ import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  CreateMembershipRequestSchema,
   ListMembershipsResponseSchema,
+  MembershipSchema,
   type MembershipService as MembershipServiceDesc,
 } from "../../gen/tenancy/v1/membership_pb.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkRequestId } from "../common/ids.js";
 import { actorOf, entityManager } from "../rpc/context.js";
+import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { toMembershipMessage } from "./membership.mapper.js";
 import { MembershipService } from "./membership.service.js";
 
@@ -18,8 +21,11 @@ export const membershipHandler: ServiceImpl<typeof MembershipServiceDesc> = {
     if (!req.membership) throw invalidArgument("membership", "is required");
     checkRequestId(req.requestId);
     // created_by / updated_by come from the caller's identity, never from the message.
-    const membership = await service(ctx).create({ tenantId: req.membership.tenantId, userId: req.membership.userId });
-    return toMembershipMessage(membership);
+    const { tenantId, userId } = req.membership;
+    const key = { requestId: req.requestId, method: "CreateMembership", hash: requestHash(CreateMembershipRequestSchema, req) };
+    return oncePerRequestId(entityManager(ctx), key, MembershipSchema, async (em) =>
+      toMembershipMessage(await new MembershipService(em, actorOf(ctx)).create({ tenantId, userId })),
+    );
   },
 
   async getMembership(req, ctx) {

@@ -1,6 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { ListTenantsResponseSchema, type TenantService as TenantServiceDesc } from "../../gen/tenancy/v1/tenant_pb.js";
+import {
+  CreateTenantRequestSchema,
+  ListTenantsResponseSchema,
+  TenantSchema,
+  type TenantService as TenantServiceDesc,
+} from "../../gen/tenancy/v1/tenant_pb.js";
+import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkRequestId } from "../common/ids.js";
 import { entityManager } from "../rpc/context.js";
@@ -14,12 +20,11 @@ export const tenantHandler: ServiceImpl<typeof TenantServiceDesc> = {
   async createTenant(req, ctx) {
     if (!req.tenant) throw invalidArgument("tenant", "is required");
     checkRequestId(req.requestId);
-    const tenant = await service(ctx).create({
-      name: req.tenant.name,
-      domain: req.tenant.domain,
-      params: req.tenant.params,
-    });
-    return toTenantMessage(tenant);
+    const { tenant: input } = req;
+    const key = { requestId: req.requestId, method: "CreateTenant", hash: requestHash(CreateTenantRequestSchema, req) };
+    return oncePerRequestId(entityManager(ctx), key, TenantSchema, async (em) =>
+      toTenantMessage(await new TenantService(em).create({ name: input.name, domain: input.domain, params: input.params })),
+    );
   },
 
   async getTenant(req, ctx) {

@@ -92,8 +92,12 @@ export type CreateMembershipRequest = Message<"tenancy.v1.CreateMembershipReques
   membership?: Membership | undefined;
 
   /**
-   * Optional. A UUID that identifies this request, so that a retry of it can
-   * be recognised (https://google.aip.dev/155). Empty means none.
+   * Optional. A UUID that identifies this request (https://google.aip.dev/155).
+   * A retry with the same request_id and the same request returns the
+   * original response, also when the original committed but its response was
+   * lost, and creates nothing new; the same request_id with a different
+   * request is ALREADY_EXISTS, reason `REQUEST_ID_REUSED`. A request that
+   * failed leaves its request_id unused. Empty means none.
    *
    * @generated from field: string request_id = 2;
    */
@@ -246,6 +250,8 @@ export const MembershipService: GenService<{
    * - NOT_FOUND, reason `TENANT_NOT_FOUND`: the tenant does not exist.
    * - ALREADY_EXISTS, reason `MEMBERSHIP_EXISTS`: the user is already a
    *   member of the tenant. The ErrorInfo metadata carries `membership_id`.
+   * - ALREADY_EXISTS, reason `REQUEST_ID_REUSED`: `request_id` was used for a
+   *   different request.
    *
    * @generated from rpc tenancy.v1.MembershipService.CreateMembership
    */

@@ -101,8 +101,12 @@ export type CreateTenantRequest = Message<"tenancy.v1.CreateTenantRequest"> & {
   tenant?: Tenant | undefined;
 
   /**
-   * Optional. A UUID that identifies this request, so that a retry of it can
-   * be recognised (https://google.aip.dev/155). Empty means none.
+   * Optional. A UUID that identifies this request (https://google.aip.dev/155).
+   * A retry with the same request_id and the same request returns the
+   * original response, also when the original committed but its response was
+   * lost, and creates nothing new; the same request_id with a different
+   * request is ALREADY_EXISTS, reason `REQUEST_ID_REUSED`. A request that
+   * failed leaves its request_id unused. Empty means none.
    *
    * @generated from field: string request_id = 2;
    */
@@ -369,6 +373,8 @@ export const TenantService: GenService<{
    *   name, compared case-insensitively.
    * - ALREADY_EXISTS, reason `TENANT_DOMAIN_TAKEN`: another tenant has the
    *   same normalized domain.
+   * - ALREADY_EXISTS, reason `REQUEST_ID_REUSED`: `request_id` was used for a
+   *   different request.
    *
    * @generated from rpc tenancy.v1.TenantService.CreateTenant
    */

@@ -1,0 +1,70 @@
+import { createHash } from "node:crypto";
+import { fromBinary, toBinary, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { AlreadyExistsError } from "../common/errors.js";
+import { sqlQuery } from "../database/sql.js";
+
+export const REQUEST_ID_REUSED = "REQUEST_ID_REUSED";
+
+/** JSON with sorted keys, so that the same request always hashes the same. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function requestHash<Desc extends DescMessage>(schema: Desc, request: MessageShape<Desc>): string {
+  const json = toJson(schema, request) as Record<string, unknown>;
+  delete json.requestId;
+  return createHash("sha256").update(canonical(json)).digest("hex");
+}
+
+/**
+ * Runs a create at most once per `request_id` (AIP-155). The id is claimed in
+ * the same transaction as the create, so a create that committed always has
+ * its response stored, and one that failed leaves no trace and may be
+ * retried. A concurrent duplicate waits on the claim (the primary key) and
+ * then answers with the stored response.
+ */
+export async function oncePerRequestId<Response extends DescMessage>(
+  em: EntityManager,
+  key: { requestId: string; method: string; hash: string },
+  responseSchema: Response,
+  create: (em: EntityManager) => Promise<MessageShape<Response>>,
+): Promise<MessageShape<Response>> {
+  if (key.requestId === "") return create(em);
+  return em.transactional(async (tx) => {
+    const claimed = await sqlQuery<{ request_id: string }>(
+      tx,
+      `INSERT INTO "RequestIds" (request_id, method, request_hash) VALUES (?::uuid, ?, ?)
+       ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
+      [key.requestId, key.method, key.hash],
+    );
+    if (claimed.length === 0) {
+      const [previous] = await sqlQuery<{ method: string; request_hash: string; response: Buffer | null }>(
+        tx,
+        `SELECT method, request_hash, response FROM "RequestIds" WHERE request_id = ?::uuid`,
+        [key.requestId],
+      );
+      if (previous && previous.method === key.method && previous.request_hash === key.hash && previous.response) {
+        return fromBinary(responseSchema, new Uint8Array(previous.response));
+      }
+      throw new AlreadyExistsError(
+        REQUEST_ID_REUSED,
+        "this request_id was already used for a different request: use a new UUID for each distinct request",
+        { request_id: key.requestId },
+      );
+    }
+    const response = await create(tx);
+    await sqlQuery(tx, `UPDATE "RequestIds" SET response = ? WHERE request_id = ?::uuid`, [
+      Buffer.from(toBinary(responseSchema, response)),
+      key.requestId,
+    ]);
+    return response;
+  });
+}
