@@ -15,6 +15,12 @@ export interface Config {
   databasePoolSize: number;
   /** How long SIGTERM/SIGINT waits for in-flight RPCs, in milliseconds. */
   shutdownGraceMs: number;
+  /** Browser origins allowed by CORS; "*" allows any. */
+  corsOrigins: string[];
+  /** How often the database is probed for the health service, in milliseconds. */
+  healthIntervalMs: number;
+  /** Largest accepted request message, in bytes. */
+  maxMessageBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -48,6 +54,25 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(name, `must be true or false, got "${env[name]}"`);
 }
 
+function origins(env: Env): string[] {
+  const raw = env.CORS_ORIGINS?.trim();
+  if (!raw) return [];
+  return raw.split(",").map((part) => {
+    const origin = part.trim();
+    if (origin === "*") return origin;
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new ConfigError("CORS_ORIGINS", `must be a comma-separated list of origins such as https://app.example.com, or *; "${origin}" is not one`);
+    }
+    if (url.origin !== origin.replace(/\/$/, "")) {
+      throw new ConfigError("CORS_ORIGINS", `"${origin}" is not an origin (scheme://host[:port], no path)`);
+    }
+    return url.origin;
+  });
+}
+
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -77,5 +102,8 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: logLevel as Config["logLevel"],
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    corsOrigins: origins(env),
+    healthIntervalMs: integer(env, "HEALTH_INTERVAL_MS", 2_000, 100, 600_000),
+    maxMessageBytes: integer(env, "MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
   };
 }

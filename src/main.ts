@@ -3,6 +3,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from "./database/embedde
 import { initORM, migrate } from "./database/orm.js";
 import { createLogger } from "./logger.js";
 import { createServer } from "./server.js";
+import { HealthMonitor } from "./health/health.monitor.js";
 
 async function main(): Promise<void> {
   let config;
@@ -35,7 +36,15 @@ async function main(): Promise<void> {
     log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
   }
 
-  const server = createServer({ orm, logger: log });
+  const health = new HealthMonitor(databaseUrl, log, config.healthIntervalMs);
+  await health.start();
+  const server = createServer({
+    orm,
+    logger: log,
+    health,
+    corsOrigins: config.corsOrigins,
+    readMaxBytes: config.maxMessageBytes,
+  });
   const address = await server.listen(config.port, config.host);
   log.info(
     { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${config.dataDir})` : redact(databaseUrl) },
@@ -47,6 +56,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
+    health.stop(); // Watch streams see NOT_SERVING, load balancers drain
     await server.close(config.shutdownGraceMs);
     await orm.close();
     if (embedded) await embedded.stop();

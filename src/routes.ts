@@ -1,13 +1,31 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
-import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+import { file_tenancy_v1_tenant, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
+import { file_tenancy_v1_membership, MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+import { file_health_v1_health, Health } from "../gen/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { tenantHandler } from "./tenants/tenant.handler.js";
 import { membershipHandler } from "./memberships/membership.handler.js";
+import { healthHandler } from "./health/health.handler.js";
+import type { HealthMonitor } from "./health/health.monitor.js";
+import { registerReflection } from "./reflection/reflection.routes.js";
+
+export interface RouteDeps {
+  health: HealthMonitor;
+}
 
 /** Every RPC service this server offers; shared by the server and the tests. */
-export function routes() {
+export function routes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
     router.service(TenantService, tenantHandler);
     router.service(MembershipService, membershipHandler);
+    router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName]));
+    registerReflection(router, [
+      file_tenancy_v1_tenant,
+      file_tenancy_v1_membership,
+      file_health_v1_health,
+      file_grpc_reflection_v1_reflection,
+      file_grpc_reflection_v1alpha_reflection,
+    ]);
   };
 }

@@ -6,6 +6,9 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "./logger.js";
 import { routes } from "./routes.js";
+import { createCors } from "./http/cors.js";
+import type { HealthMonitor } from "./health/health.monitor.js";
+import { Metrics } from "./metrics/metrics.js";
 import { kEntityManager } from "./rpc/context.js";
 import { errorInterceptor } from "./rpc/error.interceptor.js";
 import { loggingInterceptor } from "./rpc/logging.interceptor.js";
@@ -13,6 +16,9 @@ import { loggingInterceptor } from "./rpc/logging.interceptor.js";
 export interface ServerDeps {
   orm: MikroORM;
   logger: Logger;
+  health: HealthMonitor;
+  /** Origins allowed to call from a browser; "*" allows any. */
+  corsOrigins?: readonly string[];
   /** Largest accepted request message, in bytes. */
   readMaxBytes?: number;
 }
@@ -36,16 +42,45 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * preface, anything else is handed to the HTTP/1.1 server.
  */
 export function createServer(deps: ServerDeps): Server {
-  const handler = connectNodeAdapter({
-    routes: routes(),
-    interceptors: [loggingInterceptor(deps.logger), errorInterceptor(deps.logger)],
+  const metrics = new Metrics(deps.orm);
+  const rpc = connectNodeAdapter({
+    routes: routes({ health: deps.health }),
+    // Outermost first: metrics and logs see the code the error mapping chose.
+    interceptors: [metrics.interceptor(), loggingInterceptor(deps.logger), errorInterceptor(deps.logger)],
     contextValues: () => createContextValues().set(kEntityManager, deps.orm.em.fork()),
     readMaxBytes: deps.readMaxBytes ?? 1024 * 1024,
-    fallback: (_req, res) => {
-      res.writeHead(404, { "content-type": "text/plain" });
-      res.end("not found\n");
+    fallback: (req, res) => {
+      const path = req.url?.split("?")[0];
+      if (req.method === "GET" && path === "/healthz") {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.end("ok\n");
+      } else if (req.method === "GET" && path === "/readyz") {
+        // For load balancers that don't speak gRPC: the same state as grpc.health.v1.
+        const state = deps.health.state;
+        res.writeHead(state === "SERVING" ? 200 : 503, { "content-type": "application/json" });
+        res.end(JSON.stringify({ status: state }) + "\n");
+      } else if (req.method === "GET" && path === "/metrics") {
+        metrics.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { "content-type": metrics.registry.contentType });
+            res.end(text);
+          },
+          () => {
+            res.writeHead(500);
+            res.end();
+          },
+        );
+      } else {
+        res.writeHead(404, { "content-type": "text/plain" });
+        res.end("not found\n");
+      }
     },
   });
+  const cors = createCors(deps.corsOrigins ?? []);
+  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    if (cors(req, res)) return;
+    rpc(req, res);
+  };
 
   const h1 = http.createServer(handler);
   const h2 = http2.createServer({}, handler);

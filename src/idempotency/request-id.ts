@@ -1,13 +1,18 @@
 import { createHash } from "node:crypto";
-import { fromBinary, toBinary, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AlreadyExistsError } from "../common/errors.js";
 import { sqlQuery } from "../database/sql.js";
 
 export const REQUEST_ID_REUSED = "REQUEST_ID_REUSED";
 
-/** JSON with sorted keys, so that the same request always hashes the same. */
+/**
+ * JSON-like text with sorted keys, so that the same request always hashes the
+ * same whatever the order of its map entries. Works on the message object
+ * itself (not toJson, which throws on values that validation refuses later).
+ */
 function canonical(value: unknown): string {
+  if (typeof value === "bigint") return `"${value}"`;
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value !== null && typeof value === "object") {
     return `{${Object.keys(value)
@@ -18,10 +23,9 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function requestHash<Desc extends DescMessage>(schema: Desc, request: MessageShape<Desc>): string {
-  const json = toJson(schema, request) as Record<string, unknown>;
-  delete json.requestId;
-  return createHash("sha256").update(canonical(json)).digest("hex");
+export function requestHash(request: { requestId: string }): string {
+  const { requestId: _ignored, ...rest } = request;
+  return createHash("sha256").update(canonical(rest)).digest("hex");
 }
 
 /**

@@ -2,7 +2,6 @@ import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
-  CreateMembershipRequestSchema,
   ListMembershipsResponseSchema,
   MembershipSchema,
   type MembershipService as MembershipServiceDesc,
@@ -22,7 +21,7 @@ export const membershipHandler: ServiceImpl<typeof MembershipServiceDesc> = {
     checkRequestId(req.requestId);
     // created_by / updated_by come from the caller's identity, never from the message.
     const { tenantId, userId } = req.membership;
-    const key = { requestId: req.requestId, method: "CreateMembership", hash: requestHash(CreateMembershipRequestSchema, req) };
+    const key = { requestId: req.requestId, method: "CreateMembership", hash: requestHash(req) };
     return oncePerRequestId(entityManager(ctx), key, MembershipSchema, async (em) =>
       toMembershipMessage(await new MembershipService(em, actorOf(ctx)).create({ tenantId, userId })),
     );

@@ -29,7 +29,7 @@ export function loggingInterceptor(log: Logger): Interceptor {
     try {
       const res = await next(req);
       res.header.set(REQUEST_ID_HEADER, requestId);
-      log.info({ ...fields, code: "ok", durationMs: +(performance.now() - started).toFixed(3) }, "rpc");
+      log.info({ ...fields, code: "OK", durationMs: +(performance.now() - started).toFixed(3) }, "rpc");
       return res;
     } catch (error) {
       const code = error instanceof ConnectError ? error.code : Code.Unknown;

@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
-  CreateTenantRequestSchema,
   ListTenantsResponseSchema,
   TenantSchema,
   type TenantService as TenantServiceDesc,
@@ -21,7 +20,7 @@ export const tenantHandler: ServiceImpl<typeof TenantServiceDesc> = {
     if (!req.tenant) throw invalidArgument("tenant", "is required");
     checkRequestId(req.requestId);
     const { tenant: input } = req;
-    const key = { requestId: req.requestId, method: "CreateTenant", hash: requestHash(CreateTenantRequestSchema, req) };
+    const key = { requestId: req.requestId, method: "CreateTenant", hash: requestHash(req) };
     return oncePerRequestId(entityManager(ctx), key, TenantSchema, async (em) =>
       toTenantMessage(await new TenantService(em).create({ name: input.name, domain: input.domain, params: input.params })),
     );

@@ -6,12 +6,14 @@ import { createTenancyClients, type TenancyClients } from "../../src/client.js";
 import { initORM, migrate } from "../../src/database/orm.js";
 import { createLogger } from "../../src/logger.js";
 import { createServer } from "../../src/server.js";
+import { HealthMonitor } from "../../src/health/health.monitor.js";
 import { createTestDatabase } from "./database.js";
 
 export interface TestServer {
   baseUrl: string;
   port: number;
   orm: MikroORM;
+  health: HealthMonitor;
   /** Direct SQL on the test database, to check what the service stored. */
   sql: pg.Pool;
   /** Typed clients over the Connect protocol on HTTP/1.1, with JSON. */
@@ -27,7 +29,13 @@ export interface TestServer {
  * A full server on an ephemeral port, on a fresh database migrated with the
  * real migrations, as each test file's world.
  */
-export async function startTestServer(): Promise<TestServer> {
+export interface TestServerOptions {
+  corsOrigins?: string[];
+  /** How often the health monitor probes the database. */
+  healthIntervalMs?: number;
+}
+
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const database = await createTestDatabase(inject("databaseServerUrl"));
   const orm = await initORM({ databaseUrl: database.url, poolSize: 10 });
   await migrate(orm);
@@ -38,7 +46,10 @@ export async function startTestServer(): Promise<TestServer> {
       done();
     },
   });
-  const server = createServer({ orm, logger: createLogger("info", sink) });
+  const logger = createLogger("info", sink);
+  const health = new HealthMonitor(database.url, logger, options.healthIntervalMs ?? 500);
+  await health.start();
+  const server = createServer({ orm, logger, health, corsOrigins: options.corsOrigins ?? [] });
   const address = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${address.port}`;
   const sql = new pg.Pool({ connectionString: database.url, max: 4 });
@@ -46,11 +57,13 @@ export async function startTestServer(): Promise<TestServer> {
     baseUrl,
     port: address.port,
     orm,
+    health,
     sql,
     logs,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {
+      health.stop();
       await server.close(1_000);
       await sql.end();
       await orm.close();

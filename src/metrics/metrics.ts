@@ -1,0 +1,80 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The pool behind the ORM (tarn, via knex), read for the pool gauges. */
+interface PoolStats {
+  numUsed(): number;
+  numFree(): number;
+  numPendingAcquires(): number;
+  max: number;
+}
+
+/**
+ * Prometheus metrics of one server: RPCs by procedure and code, their
+ * latency, RPCs in flight, and the database pool. A registry per server
+ * (not the global one), so that several servers in one process stay apart.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<"procedure" | "code">;
+  private readonly duration: Histogram<"procedure" | "code">;
+  private readonly inFlight: Gauge<"procedure">;
+
+  constructor(orm: MikroORM) {
+    collectDefaultMetrics({ register: this.registry });
+    this.requests = new Counter({
+      name: "tenancy_rpc_requests_total",
+      help: "RPCs handled, by procedure and status code",
+      labelNames: ["procedure", "code"],
+      registers: [this.registry],
+    });
+    this.duration = new Histogram({
+      name: "tenancy_rpc_duration_seconds",
+      help: "RPC latency in seconds, by procedure and status code",
+      labelNames: ["procedure", "code"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    });
+    this.inFlight = new Gauge({
+      name: "tenancy_rpc_in_flight",
+      help: "RPCs being handled now",
+      labelNames: ["procedure"],
+      registers: [this.registry],
+    });
+    const pool = () => (orm.em.getKnex().client as { pool?: PoolStats }).pool;
+    const poolGauge = (name: string, help: string, read: (p: PoolStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const p = pool();
+          this.set(p ? read(p) : 0);
+        },
+      });
+    poolGauge("tenancy_db_pool_connections_used", "database connections in use", (p) => p.numUsed());
+    poolGauge("tenancy_db_pool_connections_idle", "idle database connections", (p) => p.numFree());
+    poolGauge("tenancy_db_pool_pending_acquires", "requests waiting for a database connection", (p) => p.numPendingAcquires());
+    poolGauge("tenancy_db_pool_connections_max", "maximum database connections", (p) => p.max);
+  }
+
+  interceptor(): Interceptor {
+    return (next) => async (req) => {
+      const procedure = `${req.method.parent.typeName}/${req.method.name}`;
+      const end = this.duration.startTimer({ procedure });
+      this.inFlight.inc({ procedure });
+      let code = "OK";
+      try {
+        return await next(req);
+      } catch (error) {
+        code = Code[error instanceof ConnectError ? error.code : Code.Unknown];
+        throw error;
+      } finally {
+        this.inFlight.dec({ procedure });
+        end({ code });
+        this.requests.inc({ procedure, code });
+      }
+    };
+  }
+}
