@@ -33,10 +33,12 @@ export interface TestServerOptions {
   corsOrigins?: string[];
   /** How often the health monitor probes the database. */
   healthIntervalMs?: number;
+  /** Another PostgreSQL server than the suite's (for tests that stop it). */
+  databaseServerUrl?: string;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const database = await createTestDatabase(inject("databaseServerUrl"));
+  const database = await createTestDatabase(options.databaseServerUrl ?? inject("databaseServerUrl"));
   const orm = await initORM({ databaseUrl: database.url, poolSize: 10 });
   await migrate(orm);
   const logs: Record<string, unknown>[] = [];
