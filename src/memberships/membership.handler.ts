@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ListMembershipsResponseSchema,
   MembershipSchema,
@@ -38,6 +38,10 @@ export const membershipHandler: ServiceImpl<typeof MembershipServiceDesc> = {
       nextPageToken: page.nextPageToken,
       totalSize: page.totalSize,
     });
+  },
+
+  async updateMembership() {
+    throw new ConnectError("not implemented yet", Code.Unimplemented);
   },
 
   async deleteMembership(req, ctx) {

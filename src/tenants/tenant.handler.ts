@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ListTenantsResponseSchema,
   TenantSchema,
@@ -65,5 +65,13 @@ export const tenantHandler: ServiceImpl<typeof TenantServiceDesc> = {
 
   async deleteTenant(req, ctx) {
     return toTenantMessage(await service(ctx).delete(req));
+  },
+
+  async undeleteTenant() {
+    throw new ConnectError("not implemented yet", Code.Unimplemented);
+  },
+
+  async purgeTenant() {
+    throw new ConnectError("not implemented yet", Code.Unimplemented);
   },
 };

@@ -4,15 +4,15 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { EmptySchema, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_empty, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tenancy/v1/membership.proto.
  */
 export const file_tenancy_v1_membership: GenFile = /*@__PURE__*/
-  fileDesc("Cht0ZW5hbmN5L3YxL21lbWJlcnNoaXAucHJvdG8SCnRlbmFuY3kudjEixgEKCk1lbWJlcnNoaXASCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEgoKY3JlYXRlZF9ieRgEIAEoCRISCgp1cGRhdGVkX2J5GAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWQoXQ3JlYXRlTWVtYmVyc2hpcFJlcXVlc3QSKgoKbWVtYmVyc2hpcBgBIAEoCzIWLnRlbmFuY3kudjEuTWVtYmVyc2hpcBISCgpyZXF1ZXN0X2lkGAIgASgJIiIKFEdldE1lbWJlcnNoaXBSZXF1ZXN0EgoKAmlkGAEgASgJImMKFkxpc3RNZW1iZXJzaGlwc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkicwoXTGlzdE1lbWJlcnNoaXBzUmVzcG9uc2USKwoLbWVtYmVyc2hpcHMYASADKAsyFi50ZW5hbmN5LnYxLk1lbWJlcnNoaXASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEhIKCnRvdGFsX3NpemUYAyABKAUiJQoXRGVsZXRlTWVtYmVyc2hpcFJlcXVlc3QSCgoCaWQYASABKAky3AIKEU1lbWJlcnNoaXBTZXJ2aWNlEk8KEENyZWF0ZU1lbWJlcnNoaXASIy50ZW5hbmN5LnYxLkNyZWF0ZU1lbWJlcnNoaXBSZXF1ZXN0GhYudGVuYW5jeS52MS5NZW1iZXJzaGlwEkkKDUdldE1lbWJlcnNoaXASIC50ZW5hbmN5LnYxLkdldE1lbWJlcnNoaXBSZXF1ZXN0GhYudGVuYW5jeS52MS5NZW1iZXJzaGlwEloKD0xpc3RNZW1iZXJzaGlwcxIiLnRlbmFuY3kudjEuTGlzdE1lbWJlcnNoaXBzUmVxdWVzdBojLnRlbmFuY3kudjEuTGlzdE1lbWJlcnNoaXBzUmVzcG9uc2USTwoQRGVsZXRlTWVtYmVyc2hpcBIjLnRlbmFuY3kudjEuRGVsZXRlTWVtYmVyc2hpcFJlcXVlc3QaFi5nb29nbGUucHJvdG9idWYuRW1wdHliBnByb3RvMw", [file_google_protobuf_empty, file_google_protobuf_timestamp]);
+  fileDesc("Cht0ZW5hbmN5L3YxL21lbWJlcnNoaXAucHJvdG8SCnRlbmFuY3kudjEi4wEKCk1lbWJlcnNoaXASCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEgoKY3JlYXRlZF9ieRgEIAEoCRISCgp1cGRhdGVkX2J5GAUgASgJEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFcm9sZXMYCCADKAkSDAoEZXRhZxgJIAEoCSJZChdDcmVhdGVNZW1iZXJzaGlwUmVxdWVzdBIqCgptZW1iZXJzaGlwGAEgASgLMhYudGVuYW5jeS52MS5NZW1iZXJzaGlwEhIKCnJlcXVlc3RfaWQYAiABKAkiIgoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSCgoCaWQYASABKAkiYwoWTGlzdE1lbWJlcnNoaXBzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJzChdMaXN0TWVtYmVyc2hpcHNSZXNwb25zZRIrCgttZW1iZXJzaGlwcxgBIAMoCzIWLnRlbmFuY3kudjEuTWVtYmVyc2hpcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSJ2ChdVcGRhdGVNZW1iZXJzaGlwUmVxdWVzdBIqCgptZW1iZXJzaGlwGAEgASgLMhYudGVuYW5jeS52MS5NZW1iZXJzaGlwEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayIlChdEZWxldGVNZW1iZXJzaGlwUmVxdWVzdBIKCgJpZBgBIAEoCTKtAwoRTWVtYmVyc2hpcFNlcnZpY2USTwoQQ3JlYXRlTWVtYmVyc2hpcBIjLnRlbmFuY3kudjEuQ3JlYXRlTWVtYmVyc2hpcFJlcXVlc3QaFi50ZW5hbmN5LnYxLk1lbWJlcnNoaXASSQoNR2V0TWVtYmVyc2hpcBIgLnRlbmFuY3kudjEuR2V0TWVtYmVyc2hpcFJlcXVlc3QaFi50ZW5hbmN5LnYxLk1lbWJlcnNoaXASWgoPTGlzdE1lbWJlcnNoaXBzEiIudGVuYW5jeS52MS5MaXN0TWVtYmVyc2hpcHNSZXF1ZXN0GiMudGVuYW5jeS52MS5MaXN0TWVtYmVyc2hpcHNSZXNwb25zZRJPChBVcGRhdGVNZW1iZXJzaGlwEiMudGVuYW5jeS52MS5VcGRhdGVNZW1iZXJzaGlwUmVxdWVzdBoWLnRlbmFuY3kudjEuTWVtYmVyc2hpcBJPChBEZWxldGVNZW1iZXJzaGlwEiMudGVuYW5jeS52MS5EZWxldGVNZW1iZXJzaGlwUmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * A user's membership of a tenant. A user is a member of a tenant at most
@@ -71,6 +71,24 @@ export type Membership = Message<"tenancy.v1.Membership"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 7;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The member's roles in the tenant, such as `admin` (which lets the member
+   * administer the tenant's memberships and params). Role names are 1 to 64
+   * lower-case letters, digits, `_`, `-` and `.`; at most 32 per
+   * membership; duplicates are removed and the order is kept.
+   *
+   * @generated from field: repeated string roles = 8;
+   */
+  roles: string[];
+
+  /**
+   * An opaque token that changes with every change to the membership; send
+   * it back in UpdateMembershipRequest.membership.etag as a precondition.
+   *
+   * @generated from field: string etag = 9;
+   */
+  etag: string;
 };
 
 /**
@@ -206,6 +224,34 @@ export const ListMembershipsResponseSchema: GenMessage<ListMembershipsResponse> 
   messageDesc(file_tenancy_v1_membership, 4);
 
 /**
+ * @generated from message tenancy.v1.UpdateMembershipRequest
+ */
+export type UpdateMembershipRequest = Message<"tenancy.v1.UpdateMembershipRequest"> & {
+  /**
+   * Required. The membership to update, identified by `membership.id`, with
+   * the new `roles`. When `membership.etag` is set, the update happens only
+   * if it is the current etag.
+   *
+   * @generated from field: tenancy.v1.Membership membership = 1;
+   */
+  membership?: Membership | undefined;
+
+  /**
+   * The fields to update: `roles`. Empty means `roles`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message tenancy.v1.UpdateMembershipRequest.
+ * Use `create(UpdateMembershipRequestSchema)` to create a new message.
+ */
+export const UpdateMembershipRequestSchema: GenMessage<UpdateMembershipRequest> = /*@__PURE__*/
+  messageDesc(file_tenancy_v1_membership, 5);
+
+/**
  * @generated from message tenancy.v1.DeleteMembershipRequest
  */
 export type DeleteMembershipRequest = Message<"tenancy.v1.DeleteMembershipRequest"> & {
@@ -222,7 +268,7 @@ export type DeleteMembershipRequest = Message<"tenancy.v1.DeleteMembershipReques
  * Use `create(DeleteMembershipRequestSchema)` to create a new message.
  */
 export const DeleteMembershipRequestSchema: GenMessage<DeleteMembershipRequest> = /*@__PURE__*/
-  messageDesc(file_tenancy_v1_membership, 5);
+  messageDesc(file_tenancy_v1_membership, 6);
 
 /**
  * MembershipService maps users to tenants: who belongs to which tenant.
@@ -291,6 +337,25 @@ export const MembershipService: GenService<{
     methodKind: "unary";
     input: typeof ListMembershipsRequestSchema;
     output: typeof ListMembershipsResponseSchema;
+  },
+  /**
+   * Changes a membership's roles (mask path `roles`; an empty mask means
+   * `roles`). `updated_by` becomes the caller.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `membership.id` is not a UUID, an unknown mask path,
+   *   or roles that break the limits documented on `Membership.roles`.
+   * - NOT_FOUND, reason `MEMBERSHIP_NOT_FOUND`.
+   * - ABORTED, reason `ETAG_MISMATCH`: `membership.etag` is set and stale.
+   * - FAILED_PRECONDITION, reason `LAST_ADMIN`: the change would leave the
+   *   tenant without a member with role `admin`.
+   *
+   * @generated from rpc tenancy.v1.MembershipService.UpdateMembership
+   */
+  updateMembership: {
+    methodKind: "unary";
+    input: typeof UpdateMembershipRequestSchema;
+    output: typeof MembershipSchema;
   },
   /**
    * Removes a user from a tenant.

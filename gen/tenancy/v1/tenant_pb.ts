@@ -2,17 +2,17 @@
 // @generated from file tenancy/v1/tenant.proto (package tenancy.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { EmptySchema, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file tenancy/v1/tenant.proto.
  */
 export const file_tenancy_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("Chd0ZW5hbmN5L3YxL3RlbmFudC5wcm90bxIKdGVuYW5jeS52MSLLAQoGVGVuYW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGZG9tYWluGAMgASgJEicKBnBhcmFtcxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAcgASgJIk0KE0NyZWF0ZVRlbmFudFJlcXVlc3QSIgoGdGVuYW50GAEgASgLMhIudGVuYW5jeS52MS5UZW5hbnQSEgoKcmVxdWVzdF9pZBgCIAEoCSIeChBHZXRUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KE0xvb2t1cFRlbmFudFJlcXVlc3QSEAoGZG9tYWluGAEgASgJSAASDgoEbmFtZRgCIAEoCUgAQgUKA2tleSJdChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJEhAKCG9yZGVyX2J5GAQgASgJImcKE0xpc3RUZW5hbnRzUmVzcG9uc2USIwoHdGVuYW50cxgBIAMoCzISLnRlbmFuY3kudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFImoKE1VwZGF0ZVRlbmFudFJlcXVlc3QSIgoGdGVuYW50GAEgASgLMhIudGVuYW5jeS52MS5UZW5hbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KE0RlbGV0ZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRINCgVmb3JjZRgDIAEoCDKyAwoNVGVuYW50U2VydmljZRJDCgxDcmVhdGVUZW5hbnQSHy50ZW5hbmN5LnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBI9CglHZXRUZW5hbnQSHC50ZW5hbmN5LnYxLkdldFRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJDCgxMb29rdXBUZW5hbnQSHy50ZW5hbmN5LnYxLkxvb2t1cFRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJOCgtMaXN0VGVuYW50cxIeLnRlbmFuY3kudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gh8udGVuYW5jeS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEkMKDFVwZGF0ZVRlbmFudBIfLnRlbmFuY3kudjEuVXBkYXRlVGVuYW50UmVxdWVzdBoSLnRlbmFuY3kudjEuVGVuYW50EkMKDERlbGV0ZVRlbmFudBIfLnRlbmFuY3kudjEuRGVsZXRlVGVuYW50UmVxdWVzdBoSLnRlbmFuY3kudjEuVGVuYW50YgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chd0ZW5hbmN5L3YxL3RlbmFudC5wcm90bxIKdGVuYW5jeS52MSKdAwoGVGVuYW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGZG9tYWluGAMgASgJEicKBnBhcmFtcxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAcgASgJEicKBXN0YXRlGAggASgOMhgudGVuYW5jeS52MS5UZW5hbnQuU3RhdGUSLwoLZGVsZXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnB1cmdlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASCgoGQUNUSVZFEAESDQoJU1VTUEVOREVEEAISCwoHREVMRVRFRBADIk0KE0NyZWF0ZVRlbmFudFJlcXVlc3QSIgoGdGVuYW50GAEgASgLMhIudGVuYW5jeS52MS5UZW5hbnQSEgoKcmVxdWVzdF9pZBgCIAEoCSIeChBHZXRUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KE0xvb2t1cFRlbmFudFJlcXVlc3QSEAoGZG9tYWluGAEgASgJSAASDgoEbmFtZRgCIAEoCUgAQgUKA2tleSJzChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJEhAKCG9yZGVyX2J5GAQgASgJEhQKDHNob3dfZGVsZXRlZBgFIAEoCCJnChNMaXN0VGVuYW50c1Jlc3BvbnNlEiMKB3RlbmFudHMYASADKAsyEi50ZW5hbmN5LnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSJqChNVcGRhdGVUZW5hbnRSZXF1ZXN0EiIKBnRlbmFudBgBIAEoCzISLnRlbmFuY3kudjEuVGVuYW50Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChNEZWxldGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkSDQoFZm9yY2UYAyABKAgiMQoVVW5kZWxldGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkiLgoSUHVyZ2VUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkywgQKDVRlbmFudFNlcnZpY2USQwoMQ3JlYXRlVGVuYW50Eh8udGVuYW5jeS52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSPQoJR2V0VGVuYW50EhwudGVuYW5jeS52MS5HZXRUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSQwoMTG9va3VwVGVuYW50Eh8udGVuYW5jeS52MS5Mb29rdXBUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSTgoLTGlzdFRlbmFudHMSHi50ZW5hbmN5LnYxLkxpc3RUZW5hbnRzUmVxdWVzdBofLnRlbmFuY3kudjEuTGlzdFRlbmFudHNSZXNwb25zZRJDCgxVcGRhdGVUZW5hbnQSHy50ZW5hbmN5LnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJDCgxEZWxldGVUZW5hbnQSHy50ZW5hbmN5LnYxLkRlbGV0ZVRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJHCg5VbmRlbGV0ZVRlbmFudBIhLnRlbmFuY3kudjEuVW5kZWxldGVUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSRQoLUHVyZ2VUZW5hbnQSHi50ZW5hbmN5LnYxLlB1cmdlVGVuYW50UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A tenant: a program or organization with its own configuration.
@@ -80,6 +80,30 @@ export type Tenant = Message<"tenancy.v1.Tenant"> & {
    * @generated from field: string etag = 7;
    */
   etag: string;
+
+  /**
+   * The tenant's state. New tenants are ACTIVE. Changed to SUSPENDED or back
+   * to ACTIVE with UpdateTenant (mask path `state`); DELETED only through
+   * DeleteTenant.
+   *
+   * @generated from field: tenancy.v1.Tenant.State state = 8;
+   */
+  state: Tenant_State;
+
+  /**
+   * Output only. When the tenant was deleted; unset unless DELETED.
+   *
+   * @generated from field: google.protobuf.Timestamp delete_time = 9;
+   */
+  deleteTime?: Timestamp | undefined;
+
+  /**
+   * Output only. When a deleted tenant will be purged for good; unset
+   * unless DELETED.
+   *
+   * @generated from field: google.protobuf.Timestamp purge_time = 10;
+   */
+  purgeTime?: Timestamp | undefined;
 };
 
 /**
@@ -88,6 +112,49 @@ export type Tenant = Message<"tenancy.v1.Tenant"> & {
  */
 export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
   messageDesc(file_tenancy_v1_tenant, 0);
+
+/**
+ * The lifecycle of a tenant.
+ *
+ * @generated from enum tenancy.v1.Tenant.State
+ */
+export enum Tenant_State {
+  /**
+   * Never returned by the server.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  STATE_UNSPECIFIED = 0,
+
+  /**
+   * The normal state.
+   *
+   * @generated from enum value: ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Still resolves through GetTenant and LookupTenant (callers decide what
+   * suspended means for them) but accepts no new memberships.
+   *
+   * @generated from enum value: SUSPENDED = 2;
+   */
+  SUSPENDED = 2,
+
+  /**
+   * Soft-deleted by DeleteTenant; restorable with UndeleteTenant until
+   * `purge_time`.
+   *
+   * @generated from enum value: DELETED = 3;
+   */
+  DELETED = 3,
+}
+
+/**
+ * Describes the enum tenancy.v1.Tenant.State.
+ */
+export const Tenant_StateSchema: GenEnum<Tenant_State> = /*@__PURE__*/
+  enumDesc(file_tenancy_v1_tenant, 0, 0);
 
 /**
  * @generated from message tenancy.v1.CreateTenantRequest
@@ -228,6 +295,13 @@ export type ListTenantsRequest = Message<"tenancy.v1.ListTenantsRequest"> & {
    * @generated from field: string order_by = 4;
    */
   orderBy: string;
+
+  /**
+   * Include deleted tenants (not yet purged).
+   *
+   * @generated from field: bool show_deleted = 5;
+   */
+  showDeleted: boolean;
 };
 
 /**
@@ -286,6 +360,7 @@ export type UpdateTenantRequest = Message<"tenancy.v1.UpdateTenantRequest"> & {
   /**
    * The fields to update. Paths:
    * - `name`, `domain`: replace the field.
+   * - `state`: ACTIVE or SUSPENDED (DELETED is DeleteTenant's).
    * - `params`: replace the whole configuration.
    * - `params.<key>[.<key>...]`: set one nested key to its value in
    *   `tenant.params`, creating the objects on the way; when the key is
@@ -340,6 +415,58 @@ export type DeleteTenantRequest = Message<"tenancy.v1.DeleteTenantRequest"> & {
  */
 export const DeleteTenantRequestSchema: GenMessage<DeleteTenantRequest> = /*@__PURE__*/
   messageDesc(file_tenancy_v1_tenant, 7);
+
+/**
+ * @generated from message tenancy.v1.UndeleteTenantRequest
+ */
+export type UndeleteTenantRequest = Message<"tenancy.v1.UndeleteTenantRequest"> & {
+  /**
+   * Required. The tenant's id, a UUID.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Optional. When set, restore only if this is the tenant's current etag.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message tenancy.v1.UndeleteTenantRequest.
+ * Use `create(UndeleteTenantRequestSchema)` to create a new message.
+ */
+export const UndeleteTenantRequestSchema: GenMessage<UndeleteTenantRequest> = /*@__PURE__*/
+  messageDesc(file_tenancy_v1_tenant, 8);
+
+/**
+ * @generated from message tenancy.v1.PurgeTenantRequest
+ */
+export type PurgeTenantRequest = Message<"tenancy.v1.PurgeTenantRequest"> & {
+  /**
+   * Required. The tenant's id, a UUID.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Optional. When set, purge only if this is the tenant's current etag.
+   *
+   * @generated from field: string etag = 2;
+   */
+  etag: string;
+};
+
+/**
+ * Describes the message tenancy.v1.PurgeTenantRequest.
+ * Use `create(PurgeTenantRequestSchema)` to create a new message.
+ */
+export const PurgeTenantRequestSchema: GenMessage<PurgeTenantRequest> = /*@__PURE__*/
+  messageDesc(file_tenancy_v1_tenant, 9);
 
 /**
  * TenantService keeps one record per tenant (a program, an organization):
@@ -451,7 +578,12 @@ export const TenantService: GenService<{
     output: typeof TenantSchema;
   },
   /**
-   * Deletes a tenant and returns it as it was when deleted.
+   * Soft-deletes a tenant (https://google.aip.dev/164): its state becomes
+   * DELETED, `delete_time` is now and `purge_time` is when it will be purged
+   * (after the server's retention period, 30 days by default). A deleted
+   * tenant is hidden from LookupTenant and from ListTenants (unless
+   * `show_deleted`), still readable with GetTenant, and its name and domain
+   * stay reserved until it is purged. Returns the deleted tenant.
    *
    * Errors:
    * - INVALID_ARGUMENT: `id` is empty or not a UUID.
@@ -460,6 +592,7 @@ export const TenantService: GenService<{
    * - FAILED_PRECONDITION, reason `TENANT_HAS_MEMBERSHIPS`: the tenant still
    *   has memberships and `force` is false. The ErrorInfo metadata carries
    *   `membership_count`.
+   * - FAILED_PRECONDITION, reason `TENANT_DELETED`: it is already deleted.
    *
    * @generated from rpc tenancy.v1.TenantService.DeleteTenant
    */
@@ -467,6 +600,42 @@ export const TenantService: GenService<{
     methodKind: "unary";
     input: typeof DeleteTenantRequestSchema;
     output: typeof TenantSchema;
+  },
+  /**
+   * Restores a deleted tenant before its `purge_time`; it becomes ACTIVE.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `id` is empty or not a UUID.
+   * - NOT_FOUND, reason `TENANT_NOT_FOUND`: no tenant has this id (or it was
+   *   purged).
+   * - ABORTED, reason `ETAG_MISMATCH`: `etag` is set and is stale.
+   * - FAILED_PRECONDITION, reason `TENANT_NOT_DELETED`: it is not deleted.
+   *
+   * @generated from rpc tenancy.v1.TenantService.UndeleteTenant
+   */
+  undeleteTenant: {
+    methodKind: "unary";
+    input: typeof UndeleteTenantRequestSchema;
+    output: typeof TenantSchema;
+  },
+  /**
+   * Removes a deleted tenant and its memberships for good, before its
+   * `purge_time`. Tenants past their `purge_time` are purged by the service
+   * itself.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: `id` is empty or not a UUID.
+   * - NOT_FOUND, reason `TENANT_NOT_FOUND`.
+   * - ABORTED, reason `ETAG_MISMATCH`: `etag` is set and is stale.
+   * - FAILED_PRECONDITION, reason `TENANT_NOT_DELETED`: only a deleted tenant
+   *   can be purged: delete it first.
+   *
+   * @generated from rpc tenancy.v1.TenantService.PurgeTenant
+   */
+  purgeTenant: {
+    methodKind: "unary";
+    input: typeof PurgeTenantRequestSchema;
+    output: typeof EmptySchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_tenancy_v1_tenant, 0);
