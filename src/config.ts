@@ -21,6 +21,12 @@ export interface Config {
   healthIntervalMs: number;
   /** Largest accepted request message, in bytes. */
   maxMessageBytes: number;
+  /** How long a deleted tenant can be restored before it is purged. */
+  tenantRetentionMs: number;
+  /** How long request ids are remembered for retries. */
+  requestIdRetentionMs: number;
+  /** How often the purge of expired tenants and old request ids runs. */
+  maintenanceIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -44,6 +50,18 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
   }
   return value;
+}
+
+const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration such as `30d`, `12h`, `90m`, `45s` or `500ms`. */
+function duration(env: Env, name: string, fallback: string, minMs: number): number {
+  const raw = (env[name]?.trim() || fallback).toLowerCase();
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(raw);
+  if (!match) throw new ConfigError(name, `must be a duration such as 30d, 12h, 90m, 45s or 500ms, got "${env[name]}"`);
+  const ms = Number(match[1]) * units[match[2]!]!;
+  if (ms < minMs) throw new ConfigError(name, `must be at least ${minMs} ms, got "${env[name]}"`);
+  return ms;
 }
 
 function boolean(env: Env, name: string, fallback: boolean): boolean {
@@ -105,5 +123,8 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: origins(env),
     healthIntervalMs: integer(env, "HEALTH_INTERVAL_MS", 2_000, 100, 600_000),
     maxMessageBytes: integer(env, "MAX_MESSAGE_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    tenantRetentionMs: duration(env, "TENANT_RETENTION", "30d", 0),
+    requestIdRetentionMs: duration(env, "REQUEST_ID_RETENTION", "24h", 24 * 3600 * 1000),
+    maintenanceIntervalMs: duration(env, "MAINTENANCE_INTERVAL", "1m", 100),
   };
 }

@@ -4,6 +4,7 @@ import { initORM, migrate } from "./database/orm.js";
 import { createLogger } from "./logger.js";
 import { createServer } from "./server.js";
 import { HealthMonitor } from "./health/health.monitor.js";
+import { startMaintenance } from "./jobs/maintenance.job.js";
 
 async function main(): Promise<void> {
   let config;
@@ -44,6 +45,11 @@ async function main(): Promise<void> {
     health,
     corsOrigins: config.corsOrigins,
     readMaxBytes: config.maxMessageBytes,
+    tenantRules: { retentionMs: config.tenantRetentionMs },
+  });
+  const maintenance = startMaintenance(orm, log, {
+    intervalMs: config.maintenanceIntervalMs,
+    requestIdRetentionMs: config.requestIdRetentionMs,
   });
   const address = await server.listen(config.port, config.host);
   log.info(
@@ -58,6 +64,7 @@ async function main(): Promise<void> {
     log.info({ signal, graceMs: config.shutdownGraceMs }, "shutting down");
     health.stop(); // Watch streams see NOT_SERVING, load balancers drain
     await server.close(config.shutdownGraceMs);
+    await maintenance.stop();
     await orm.close();
     if (embedded) await embedded.stop();
     log.info("stopped");

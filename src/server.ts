@@ -9,6 +9,7 @@ import { routes } from "./routes.js";
 import { createCors } from "./http/cors.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
 import { Metrics } from "./metrics/metrics.js";
+import type { TenantRules } from "./tenants/tenant.service.js";
 import { kEntityManager } from "./rpc/context.js";
 import { errorInterceptor } from "./rpc/error.interceptor.js";
 import { loggingInterceptor } from "./rpc/logging.interceptor.js";
@@ -21,6 +22,7 @@ export interface ServerDeps {
   corsOrigins?: readonly string[];
   /** Largest accepted request message, in bytes. */
   readMaxBytes?: number;
+  tenantRules?: TenantRules;
 }
 
 export interface Server {
@@ -44,7 +46,7 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 export function createServer(deps: ServerDeps): Server {
   const metrics = new Metrics(deps.orm);
   const rpc = connectNodeAdapter({
-    routes: routes({ health: deps.health }),
+    routes: routes({ health: deps.health, tenantRules: deps.tenantRules }),
     // Outermost first: metrics and logs see the code the error mapping chose.
     interceptors: [metrics.interceptor(), loggingInterceptor(deps.logger), errorInterceptor(deps.logger)],
     contextValues: () => createContextValues().set(kEntityManager, deps.orm.em.fork()),

@@ -4,11 +4,13 @@ import { TenantSchema } from "../tenants/tenant.entity.js";
 import { MembershipSchema } from "../memberships/membership.entity.js";
 import { Migration20261127000000_initial } from "./migrations/Migration20261127000000_initial.js";
 import { Migration20261127010000_request_ids } from "./migrations/Migration20261127010000_request_ids.js";
+import { Migration20261127020000_tenant_lifecycle } from "./migrations/Migration20261127020000_tenant_lifecycle.js";
 
 /** Every migration, in order. Listed explicitly so no file discovery (and no TypeScript loader) is needed at run time. */
 export const migrations = [
   { name: "Migration20261127000000_initial", class: Migration20261127000000_initial },
   { name: "Migration20261127010000_request_ids", class: Migration20261127010000_request_ids },
+  { name: "Migration20261127020000_tenant_lifecycle", class: Migration20261127020000_tenant_lifecycle },
 ];
 
 export interface OrmOptions {

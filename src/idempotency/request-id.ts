@@ -72,3 +72,14 @@ export async function oncePerRequestId<Response extends DescMessage>(
     return response;
   });
 }
+
+/** Forgets request ids older than the retention (AIP-155 asks for at least a day). */
+export async function forgetOldRequestIds(em: EntityManager, retentionMs: number): Promise<number> {
+  const rows = await sqlQuery<{ n: string }>(
+    em,
+    `WITH gone AS (DELETE FROM "RequestIds" WHERE created_at < now() - (? * interval '1 millisecond') RETURNING 1)
+     SELECT count(*) AS n FROM gone`,
+    [retentionMs],
+  );
+  return Number(rows[0]?.n ?? 0);
+}

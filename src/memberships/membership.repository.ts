@@ -4,12 +4,14 @@ import {
   type EntityManager,
 } from "@mikro-orm/postgresql";
 import { sqlQuery } from "../database/sql.js";
-import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../common/errors.js";
+import { TENANT_DELETED } from "../tenants/tenant.service.js";
 import { TENANT_NOT_FOUND } from "../tenants/tenant.repository.js";
 import { Membership } from "./membership.entity.js";
 
 export const MEMBERSHIP_NOT_FOUND = "MEMBERSHIP_NOT_FOUND";
 export const MEMBERSHIP_EXISTS = "MEMBERSHIP_EXISTS";
+export const TENANT_SUSPENDED = "TENANT_SUSPENDED";
 
 export interface MembershipFilter {
   tenantId?: string;
@@ -23,6 +25,22 @@ export class MembershipRepository {
     const membership = await this.em.findOne(Membership, { id });
     if (!membership) throw new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
     return membership;
+  }
+
+  /** NOT_FOUND for a missing tenant, FAILED_PRECONDITION for one that is suspended or deleted. */
+  async assertTenantAcceptsMembers(tenantId: string): Promise<void> {
+    const [tenant] = await sqlQuery<{ state: string }>(
+      this.em,
+      `SELECT state FROM "Tenants" WHERE tenant_id = ?::uuid FOR SHARE`,
+      [tenantId],
+    );
+    if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `tenant ${tenantId} not found`, { id: tenantId });
+    if (tenant.state === "SUSPENDED") {
+      throw new FailedPreconditionError(TENANT_SUSPENDED, "the tenant is suspended and accepts no new memberships", { id: tenantId });
+    }
+    if (tenant.state === "DELETED") {
+      throw new FailedPreconditionError(TENANT_DELETED, "the tenant is deleted and accepts no new memberships", { id: tenantId });
+    }
   }
 
   /**

@@ -42,18 +42,25 @@ export class MembershipService {
       else if (!isUuid(value)) violations.add(field, `must be a UUID, got "${value.slice(0, 64)}"`);
     }
     violations.throwIfAny();
-    const now = new Date();
-    const membership = this.em.create(Membership, {
-      id: randomUUID(),
-      tenantId: input.tenantId.toLowerCase(),
-      userId: input.userId.toLowerCase(),
-      createdBy: this.actor ?? null,
-      updatedBy: this.actor ?? null,
-      createdAt: now,
-      updatedAt: now,
+    // The tenant's state is read under a share lock in the same transaction
+    // as the insert, so a concurrent suspension or deletion either waits for
+    // this membership or is seen by it.
+    return this.em.transactional(async (tx) => {
+      const memberships = new MembershipRepository(tx);
+      await memberships.assertTenantAcceptsMembers(input.tenantId.toLowerCase());
+      const now = new Date();
+      const membership = tx.create(Membership, {
+        id: randomUUID(),
+        tenantId: input.tenantId.toLowerCase(),
+        userId: input.userId.toLowerCase(),
+        createdBy: this.actor ?? null,
+        updatedBy: this.actor ?? null,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await memberships.insert(membership);
+      return membership;
     });
-    await this.memberships.insert(membership);
-    return membership;
   }
 
   get(id: string): Promise<Membership> {

@@ -13,7 +13,14 @@ export class Tenant {
   createdAt!: Date;
   updatedAt!: Date;
   version!: number;
+  state!: TenantState;
+  /** Set while DELETED. */
+  deletedAt!: Date | null;
+  /** When a DELETED tenant is purged for good; set while DELETED. */
+  purgeAt!: Date | null;
 }
+
+export type TenantState = "ACTIVE" | "SUSPENDED" | "DELETED";
 
 export const TenantSchema = new EntitySchema<Tenant>({
   class: Tenant,
@@ -26,12 +33,8 @@ export const TenantSchema = new EntitySchema<Tenant>({
     createdAt: { type: "Date", columnType: "timestamptz", fieldName: "created_at", defaultRaw: "now()" },
     updatedAt: { type: "Date", columnType: "timestamptz", fieldName: "updated_at", defaultRaw: "now()" },
     version: { type: "integer", version: true, fieldName: "version" },
+    state: { type: "string", fieldName: "state", default: "ACTIVE" },
+    deletedAt: { type: "Date", columnType: "timestamptz", fieldName: "deleted_at", nullable: true },
+    purgeAt: { type: "Date", columnType: "timestamptz", fieldName: "purge_at", nullable: true },
   },
 });
-
-/** Names of the unique indexes, as created by the initial migration. */
-export const tenantConstraints = {
-  name: "Tenants_name_key",
-  nameLower: "Tenants_name_lower_key",
-  domain: "Tenants_domain_key",
-} as const;

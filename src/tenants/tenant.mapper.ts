@@ -1,7 +1,17 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { TenantSchema as TenantMessageSchema, type Tenant as TenantMessage } from "../../gen/tenancy/v1/tenant_pb.js";
-import type { Tenant } from "./tenant.entity.js";
+import {
+  TenantSchema as TenantMessageSchema,
+  Tenant_State as State,
+  type Tenant as TenantMessage,
+} from "../../gen/tenancy/v1/tenant_pb.js";
+import type { Tenant, TenantState } from "./tenant.entity.js";
+
+const toWireState: Record<TenantState, State> = {
+  ACTIVE: State.ACTIVE,
+  SUSPENDED: State.SUSPENDED,
+  DELETED: State.DELETED,
+};
 
 /** The etag is the row version, quoted as in HTTP so nobody mistakes it for a count. */
 export function tenantEtag(tenant: Pick<Tenant, "version">): string {
@@ -17,5 +27,8 @@ export function toTenantMessage(tenant: Tenant): TenantMessage {
     createTime: timestampFromDate(tenant.createdAt),
     updateTime: timestampFromDate(tenant.updatedAt),
     etag: tenantEtag(tenant),
+    state: toWireState[tenant.state],
+    deleteTime: tenant.deletedAt ? timestampFromDate(tenant.deletedAt) : undefined,
+    purgeTime: tenant.purgeAt ? timestampFromDate(tenant.purgeAt) : undefined,
   });
 }

@@ -18,6 +18,7 @@ export interface SortColumn {
 
 export interface ListQuery {
   where?: { sql: string; params: unknown[] };
+  showDeleted: boolean;
   order: SortColumn[];
   /** Cursor values of the last row of the previous page: one per sort column, then the id. */
   after?: string[];
@@ -38,15 +39,16 @@ export class TenantRepository {
     return tenant;
   }
 
+  /** Deleted tenants are not found by domain or name (AIP-164). */
   async findByDomain(domain: string): Promise<Tenant> {
-    const tenant = await this.em.findOne(Tenant, { domain });
+    const tenant = await this.em.findOne(Tenant, { domain, state: { $ne: "DELETED" } });
     if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the domain ${domain}`, { domain });
     return tenant;
   }
 
   async findByName(name: string): Promise<Tenant> {
     // lower(name) is what the unique index holds, so this is an index lookup.
-    const rows = await sqlQuery<Record<string, unknown>>(this.em, `SELECT * FROM "Tenants" WHERE lower(name) = lower(?) LIMIT 1`, [name]);
+    const rows = await sqlQuery<Record<string, unknown>>(this.em, `SELECT * FROM "Tenants" WHERE lower(name) = lower(?) AND state <> 'DELETED' LIMIT 1`, [name]);
     if (rows.length === 0) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the name ${name}`, { name });
     return this.em.map(Tenant, rows[0]!);
   }
@@ -68,7 +70,7 @@ export class TenantRepository {
    */
   async list(query: ListQuery): Promise<Array<{ tenant: Tenant; cursor: string[] }>> {
     const params: unknown[] = [];
-    const conditions: string[] = [];
+    const conditions: string[] = query.showDeleted ? [] : [`state <> 'DELETED'`];
     if (query.where) {
       conditions.push(`(${query.where.sql})`);
       params.push(...query.where.params);
@@ -96,11 +98,13 @@ export class TenantRepository {
     }));
   }
 
-  async count(where?: { sql: string; params: unknown[] }): Promise<number> {
-    const rows = await sqlQuery<{ count: string }>(this.em, 
-        `SELECT count(*) AS count FROM "Tenants"${where ? ` WHERE (${where.sql})` : ""}`,
-        where?.params ?? [],
-      );
+  async count(where: { sql: string; params: unknown[] } | undefined, showDeleted: boolean): Promise<number> {
+    const conditions = [...(showDeleted ? [] : [`state <> 'DELETED'`]), ...(where ? [`(${where.sql})`] : [])];
+    const rows = await sqlQuery<{ count: string }>(
+      this.em,
+      `SELECT count(*) AS count FROM "Tenants"${conditions.length ? ` WHERE ${conditions.join(" AND ")}` : ""}`,
+      where?.params ?? [],
+    );
     return Number(rows[0]?.count ?? 0);
   }
 }

@@ -15,18 +15,33 @@ import { compileTenantFilter, FilterError } from "./filter/index.js";
 
 export const ETAG_MISMATCH = "ETAG_MISMATCH";
 export const TENANT_HAS_MEMBERSHIPS = "TENANT_HAS_MEMBERSHIPS";
+export const TENANT_DELETED = "TENANT_DELETED";
+export const TENANT_NOT_DELETED = "TENANT_NOT_DELETED";
+
+/** A state a client may ask for; DELETED is reached only through delete. */
+export type RequestedState = "ACTIVE" | "SUSPENDED" | undefined;
 
 export interface NewTenant {
   name: string;
   domain: string;
   params?: JsonObject;
+  state?: RequestedState;
 }
+
+export interface TenantRules {
+  /** How long a deleted tenant can be restored before it is purged. */
+  retentionMs: number;
+}
+
+export const defaultTenantRules: TenantRules = { retentionMs: 30 * 24 * 3600 * 1000 };
 
 export interface TenantChanges {
   id: string;
   name: string;
   domain: string;
   params: JsonObject | undefined;
+  /** Undefined when the request leaves the state unspecified. */
+  state: RequestedState | "DELETED";
   etag: string;
   /** `update_mask.paths`; empty means every field that the request sets. */
   paths: readonly string[];
@@ -86,7 +101,10 @@ function checkCursor(order: SortColumn[], keys: string[]): void {
 export class TenantService {
   private readonly tenants: TenantRepository;
 
-  constructor(private readonly em: EntityManager) {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly rules: TenantRules = defaultTenantRules,
+  ) {
     this.tenants = new TenantRepository(em);
   }
 
@@ -106,6 +124,9 @@ export class TenantService {
       createdAt: now,
       updatedAt: now,
       version: 1,
+      state: input.state ?? "ACTIVE",
+      deletedAt: null,
+      purgeAt: null,
     });
     await this.tenants.flush();
     return tenant;
@@ -133,7 +154,13 @@ export class TenantService {
     return this.tenants.findByName(name);
   }
 
-  async list(request: { pageSize: number; pageToken: string; filter: string; orderBy: string }): Promise<TenantPage> {
+  async list(request: {
+    pageSize: number;
+    pageToken: string;
+    filter: string;
+    orderBy: string;
+    showDeleted: boolean;
+  }): Promise<TenantPage> {
     const limit = pageSize(request.pageSize);
     const order = parseOrderBy(request.orderBy);
     let where;
@@ -143,12 +170,12 @@ export class TenantService {
       if (error instanceof FilterError) throw invalidArgument("filter", error.message);
       throw error;
     }
-    const fingerprint = queryFingerprint([request.filter.trim(), order]);
+    const fingerprint = queryFingerprint([request.filter.trim(), order, request.showDeleted]);
     const cursor = decodePageToken(request.pageToken, fingerprint, order.length + 1);
     if (cursor) checkCursor(order, cursor.keys);
     const [rows, totalSize] = await Promise.all([
-      this.tenants.list({ where, order, after: cursor?.keys, limit: limit + 1 }),
-      this.tenants.count(where),
+      this.tenants.list({ where, showDeleted: request.showDeleted, order, after: cursor?.keys, limit: limit + 1 }),
+      this.tenants.count(where, request.showDeleted),
     ]);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
@@ -169,12 +196,16 @@ export class TenantService {
             ...(changes.name !== "" ? [{ field: "name" as const }] : []),
             ...(changes.domain !== "" ? [{ field: "domain" as const }] : []),
             ...(changes.params !== undefined ? [{ field: "params" as const }] : []),
+            ...(changes.state !== undefined ? [{ field: "state" as const }] : []),
           ];
     let name: string | undefined;
     let domain: string | undefined;
     for (const path of paths) {
       if (path.field === "name") name = checkName(changes.name, "tenant.name", violations);
       if (path.field === "domain") domain = checkDomain(changes.domain, "tenant.domain", violations);
+      if (path.field === "state" && changes.state !== "ACTIVE" && changes.state !== "SUSPENDED") {
+        violations.add("tenant.state", "must be ACTIVE or SUSPENDED (use DeleteTenant to delete)");
+      }
     }
     if (changes.params !== undefined) checkParams(changes.params, "tenant.params", violations);
     violations.throwIfAny();
@@ -186,9 +217,11 @@ export class TenantService {
       const repository = new TenantRepository(em);
       const tenant = await repository.findById(id, true);
       checkEtag(tenant, changes.etag);
+      if (tenant.state === "DELETED") throw deleted(tenant);
       let params = (tenant.params ?? {}) as JsonObject;
       for (const path of paths) {
-        if (path.field === "name") tenant.name = name!;
+        if (path.field === "state") tenant.state = changes.state as "ACTIVE" | "SUSPENDED";
+        else if (path.field === "name") tenant.name = name!;
         else if (path.field === "domain") tenant.domain = domain!;
         else if (path.field === "params.key") params = applyParamsKey(params, path.keys, changes.params);
         else params = changes.params ?? {};
@@ -203,19 +236,25 @@ export class TenantService {
     });
   }
 
+  /** Soft delete (AIP-164): the row stays, hidden, until it is purged. */
   async delete(request: { id: string; etag: string; force: boolean }): Promise<Tenant> {
     const id = requireId(request.id, "id");
     try {
       return await this.em.transactional(async (em) => {
         const tenant = await new TenantRepository(em).findById(id, true);
         checkEtag(tenant, request.etag);
+        if (tenant.state === "DELETED") throw deleted(tenant);
         if (request.force) {
           await em.nativeDelete(Membership, { tenantId: id });
         } else {
           const memberships = await em.count(Membership, { tenantId: id });
           if (memberships > 0) throw hasMemberships(memberships);
         }
-        em.remove(tenant);
+        const now = new Date();
+        tenant.state = "DELETED";
+        tenant.deletedAt = now;
+        tenant.purgeAt = new Date(now.getTime() + this.rules.retentionMs);
+        tenant.updatedAt = now;
         await em.flush();
         return tenant;
       });
@@ -225,6 +264,46 @@ export class TenantService {
       throw error;
     }
   }
+
+  async undelete(request: { id: string; etag: string }): Promise<Tenant> {
+    const id = requireId(request.id, "id");
+    return this.em.transactional(async (em) => {
+      const tenant = await new TenantRepository(em).findById(id, true);
+      checkEtag(tenant, request.etag);
+      if (tenant.state !== "DELETED") throw notDeleted(tenant);
+      tenant.state = "ACTIVE";
+      tenant.deletedAt = null;
+      tenant.purgeAt = null;
+      tenant.updatedAt = new Date();
+      await em.flush();
+      return tenant;
+    });
+  }
+
+  /** Removes a deleted tenant and whatever memberships it still has, for good. */
+  async purge(request: { id: string; etag: string }): Promise<void> {
+    const id = requireId(request.id, "id");
+    await this.em.transactional(async (em) => {
+      const tenant = await new TenantRepository(em).findById(id, true);
+      checkEtag(tenant, request.etag);
+      if (tenant.state !== "DELETED") throw notDeleted(tenant);
+      await em.nativeDelete(Membership, { tenantId: id });
+      await em.nativeDelete(Tenant, { id });
+    });
+  }
+}
+
+function deleted(tenant: Tenant): FailedPreconditionError {
+  return new FailedPreconditionError(TENANT_DELETED, "the tenant is deleted: restore it with UndeleteTenant first", {
+    id: tenant.id,
+    purge_time: tenant.purgeAt?.toISOString() ?? "",
+  });
+}
+
+function notDeleted(tenant: Tenant): FailedPreconditionError {
+  return new FailedPreconditionError(TENANT_NOT_DELETED, `the tenant is ${tenant.state.toLowerCase()}, not deleted`, {
+    id: tenant.id,
+  });
 }
 
 function hasMemberships(count?: number): FailedPreconditionError {

@@ -59,6 +59,7 @@ describe("request_id (AIP-155)", () => {
     const failed = await rpcError(server.grpc.tenants.createTenant({ tenant, requestId }));
     expect(describeError(failed)).toEqual({ code: "AlreadyExists", reason: "TENANT_NAME_TAKEN" });
     await server.grpc.tenants.deleteTenant({ id: blocker.id });
+    await server.grpc.tenants.purgeTenant({ id: blocker.id });
     const created = await server.grpc.tenants.createTenant({ tenant, requestId });
     expect(created.name).toBe(blocker.name);
   });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
+import { Tenant_State } from "../../src/client.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -300,15 +301,23 @@ describe("UpdateTenant", () => {
 });
 
 describe("DeleteTenant", () => {
-  it("deletes and returns the tenant as it was", async () => {
+  it("soft-deletes: returns the tenant as deleted, hides it from lookups, keeps it readable", async () => {
     const created = await server.connect.tenants.createTenant({ tenant: { ...unique("d"), params: { x: 1 } } });
     const deleted = await server.connect.tenants.deleteTenant({ id: created.id });
-    expect(deleted).toEqual(created);
-    expect(describeError(await rpcError(server.connect.tenants.getTenant({ id: created.id })))).toEqual({
-      code: "NotFound",
-      reason: "TENANT_NOT_FOUND",
-    });
+    expect(deleted).toMatchObject({ id: created.id, name: created.name, domain: created.domain, params: { x: 1 }, state: Tenant_State.DELETED });
+    const deletedAt = Number(deleted.deleteTime!.seconds);
+    expect(Math.abs(deletedAt - Date.now() / 1000)).toBeLessThan(60);
+    expect(Number(deleted.purgeTime!.seconds) - deletedAt).toBe(30 * 24 * 3600);
+    expect(deleted.etag).not.toBe(created.etag);
+    expect(await server.connect.tenants.getTenant({ id: created.id })).toEqual(deleted);
+    expect(
+      describeError(await rpcError(server.connect.tenants.lookupTenant({ key: { case: "domain", value: created.domain } }))),
+    ).toEqual({ code: "NotFound", reason: "TENANT_NOT_FOUND" });
     expect(describeError(await rpcError(server.connect.tenants.deleteTenant({ id: created.id })))).toEqual({
+      code: "FailedPrecondition",
+      reason: "TENANT_DELETED",
+    });
+    expect(describeError(await rpcError(server.connect.tenants.deleteTenant({ id: crypto.randomUUID() })))).toEqual({
       code: "NotFound",
       reason: "TENANT_NOT_FOUND",
     });

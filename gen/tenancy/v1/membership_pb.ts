@@ -294,6 +294,8 @@ export const MembershipService: GenService<{
    * - INVALID_ARGUMENT: `tenant_id` or `user_id` is empty or not a UUID, or
    *   `request_id` is not a UUID.
    * - NOT_FOUND, reason `TENANT_NOT_FOUND`: the tenant does not exist.
+   * - FAILED_PRECONDITION, reason `TENANT_SUSPENDED` or `TENANT_DELETED`:
+   *   the tenant accepts no new memberships.
    * - ALREADY_EXISTS, reason `MEMBERSHIP_EXISTS`: the user is already a
    *   member of the tenant. The ErrorInfo metadata carries `membership_id`.
    * - ALREADY_EXISTS, reason `REQUEST_ID_REUSED`: `request_id` was used for a

@@ -568,7 +568,9 @@ export const TenantService: GenService<{
    * - NOT_FOUND, reason `TENANT_NOT_FOUND`: no tenant has this id.
    * - ABORTED, reason `ETAG_MISMATCH`: `tenant.etag` is set and is not the
    *   current etag: read the tenant again and retry.
-   * - ALREADY_EXISTS, reason `TENANT_NAME_TAKEN` or `TENANT_DOMAIN_TAKEN`.
+   * - ALREADY_EXISTS, reason `TENANT_NAME_TAKEN` or `TENANT_DOMAIN_TAKEN`
+   *   (names and domains of deleted tenants stay taken until the purge).
+   * - FAILED_PRECONDITION, reason `TENANT_DELETED`: restore it first.
    *
    * @generated from rpc tenancy.v1.TenantService.UpdateTenant
    */
