@@ -1,3 +1,6 @@
+import { readFileSync } from "node:fs";
+import { isLoopbackHost, LOOPBACK_HOSTS, MIN_SECRET_BYTES, parseJwks, type AuthConfig } from "./auth/auth.config.js";
+
 /**
  * Configuration from the environment, validated once at start-up so that a
  * typo fails fast with the variable's name instead of surfacing later.
@@ -13,6 +16,8 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Maximum connections in the database pool. */
   databasePoolSize: number;
+  /** How long a request waits for a pool connection before UNAVAILABLE. */
+  databaseAcquireTimeoutMs: number;
   /** How long SIGTERM/SIGINT waits for in-flight RPCs, in milliseconds. */
   shutdownGraceMs: number;
   /** Browser origins allowed by CORS; "*" allows any. */
@@ -91,6 +96,77 @@ function origins(env: Env): string[] {
   });
 }
 
+/**
+ * AUTH_* variables. AUTH_MODE=none makes every caller a platform
+ * administrator, so it is refused unless nobody but this machine can connect;
+ * key material given without AUTH_MODE=jwt is refused too, since whoever set
+ * it believed authentication was on.
+ */
+function auth(env: Env, host: string): AuthConfig {
+  const mode = env.AUTH_MODE?.trim().toLowerCase() || "none";
+  const secret = env.AUTH_JWT_SECRET || undefined;
+  const jwksFile = env.AUTH_JWKS_FILE?.trim() || undefined;
+  const jwksUrl = env.AUTH_JWKS_URL?.trim() || undefined;
+  const issuer = env.AUTH_ISSUER?.trim() || undefined;
+  const audience = env.AUTH_AUDIENCE?.trim() || undefined;
+  if (mode === "none") {
+    const stray = (["AUTH_JWT_SECRET", "AUTH_JWKS_FILE", "AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE"] as const).find((name) => env[name]?.trim());
+    if (stray) {
+      throw new ConfigError("AUTH_MODE", `is none (no authentication) but ${stray} is set: set AUTH_MODE=jwt to authenticate callers`);
+    }
+    if (!isLoopbackHost(host)) {
+      throw new ConfigError(
+        "AUTH_MODE",
+        `is none, which makes every caller a platform administrator, so it is allowed only when HOST is a loopback address ` +
+          `(${LOOPBACK_HOSTS.join(", ")}); HOST is "${host}". Set AUTH_MODE=jwt (with AUTH_JWT_SECRET, AUTH_JWKS_FILE or AUTH_JWKS_URL) to serve other hosts`,
+      );
+    }
+    return { mode: "none" };
+  }
+  if (mode !== "jwt") throw new ConfigError("AUTH_MODE", `must be none or jwt, got "${env.AUTH_MODE}"`);
+
+  const sources = [secret && "AUTH_JWT_SECRET", jwksFile && "AUTH_JWKS_FILE", jwksUrl && "AUTH_JWKS_URL"].filter(Boolean);
+  if (sources.length !== 1) {
+    throw new ConfigError(
+      "AUTH_MODE",
+      `is jwt, which needs exactly one of AUTH_JWT_SECRET (HS256), AUTH_JWKS_FILE or AUTH_JWKS_URL (RS256, ES256, EdDSA); ` +
+        (sources.length === 0 ? "none is set" : `${sources.join(" and ")} are set`),
+    );
+  }
+  const common = { mode: "jwt" as const, ...(issuer ? { issuer } : {}), ...(audience ? { audience } : {}) };
+  if (secret) {
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
+      throw new ConfigError("AUTH_JWT_SECRET", `must be at least ${MIN_SECRET_BYTES} bytes long (HS256 needs a 256-bit key)`);
+    }
+    return { ...common, keys: { kind: "secret", secret } };
+  }
+  if (jwksFile) {
+    let text: string;
+    try {
+      text = readFileSync(jwksFile, "utf8");
+    } catch (error) {
+      throw new ConfigError("AUTH_JWKS_FILE", `cannot be read: ${(error as Error).message}`);
+    }
+    try {
+      parseJwks(text);
+    } catch (error) {
+      throw new ConfigError("AUTH_JWKS_FILE", `(${jwksFile}) ${(error as Error).message}`);
+    }
+    return { ...common, keys: { kind: "jwks-file", path: jwksFile } };
+  }
+  let url: URL;
+  try {
+    url = new URL(jwksUrl!);
+  } catch {
+    throw new ConfigError("AUTH_JWKS_URL", `is not a URL: "${jwksUrl}"`);
+  }
+  // Keys fetched in clear text could be swapped by anyone on the path.
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname.replace(/^\[|\]$/g, "")))) {
+    throw new ConfigError("AUTH_JWKS_URL", "must be an https:// URL (http:// is accepted only for a loopback host)");
+  }
+  return { ...common, keys: { kind: "jwks-url", url: url.toString() } };
+}
+
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -119,6 +195,7 @@ export function loadConfig(env: Env = process.env): Config {
     migrateOnStart: boolean(env, "MIGRATE_ON_START", true),
     logLevel: logLevel as Config["logLevel"],
     databasePoolSize: integer(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+    databaseAcquireTimeoutMs: integer(env, "DATABASE_ACQUIRE_TIMEOUT_MS", 5_000, 1, 600_000),
     shutdownGraceMs: integer(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     corsOrigins: origins(env),
     healthIntervalMs: integer(env, "HEALTH_INTERVAL_MS", 2_000, 100, 600_000),

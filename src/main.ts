@@ -31,7 +31,12 @@ async function main(): Promise<void> {
   process.removeAllListeners("SIGINT");
   process.removeAllListeners("SIGTERM");
 
-  const orm = await initORM({ databaseUrl, poolSize: config.databasePoolSize, logger: (m) => log.debug(m) });
+  const orm = await initORM({
+    databaseUrl,
+    poolSize: config.databasePoolSize,
+    acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+    logger: (m) => log.debug(m),
+  });
   if (config.migrateOnStart) {
     const applied = await migrate(orm);
     log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");

@@ -13,6 +13,7 @@ import type { TenantRules } from "./tenants/tenant.service.js";
 import { kEntityManager } from "./rpc/context.js";
 import { errorInterceptor } from "./rpc/error.interceptor.js";
 import { loggingInterceptor } from "./rpc/logging.interceptor.js";
+import { deadlineInterceptor } from "./rpc/deadline.interceptor.js";
 
 export interface ServerDeps {
   orm: MikroORM;
@@ -48,7 +49,12 @@ export function createServer(deps: ServerDeps): Server {
   const rpc = connectNodeAdapter({
     routes: routes({ health: deps.health, tenantRules: deps.tenantRules }),
     // Outermost first: metrics and logs see the code the error mapping chose.
-    interceptors: [metrics.interceptor(), loggingInterceptor(deps.logger), errorInterceptor(deps.logger)],
+    interceptors: [
+      metrics.interceptor(),
+      loggingInterceptor(deps.logger),
+      errorInterceptor(deps.logger),
+      deadlineInterceptor(),
+    ],
     contextValues: () => createContextValues().set(kEntityManager, deps.orm.em.fork()),
     readMaxBytes: deps.readMaxBytes ?? 1024 * 1024,
     fallback: (req, res) => {

@@ -16,6 +16,8 @@ export const migrations = [
 export interface OrmOptions {
   databaseUrl: string;
   poolSize?: number;
+  /** How long a request may wait for a free connection before UNAVAILABLE. */
+  acquireTimeoutMs?: number;
   debug?: boolean;
   /** Where the ORM's own messages (migrations applied) go. */
   logger?: (message: string) => void;
@@ -36,7 +38,7 @@ export function ormConfig(options: OrmOptions): Options {
       max: options.poolSize ?? 10,
       // Fail fast rather than queue forever when the pool is exhausted or the
       // database is unreachable.
-      acquireTimeoutMillis: 5_000,
+      acquireTimeoutMillis: options.acquireTimeoutMs ?? 5_000,
     },
     driverOptions: { connection: { connectionTimeoutMillis: 5_000 } },
     migrations: {

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { ConnectionException, DeadlockException, DriverException, LockWaitTimeoutException } from "@mikro-orm/core";
+import { ConnectionException, DeadlockException } from "@mikro-orm/core";
 import type { Logger } from "pino";
 import { DomainError, toConnectError } from "../common/errors.js";
 
@@ -36,7 +36,7 @@ function isUnavailable(error: unknown): boolean {
   // The pool timing out on acquire, or a connection that died under a query.
   return (
     name === "KnexTimeoutError" ||
-    /Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|Client was closed/i.test(message)
+    /Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|Client was closed|Timeout acquiring a connection/i.test(message)
   );
 }
 
@@ -53,10 +53,14 @@ export function toRpcError(error: unknown, log: Logger, procedure: string): Conn
     log.warn({ procedure, err: error }, "database unavailable");
     return new ConnectError("the database is unavailable, retry later", Code.Unavailable);
   }
-  if (error instanceof DeadlockException || error instanceof LockWaitTimeoutException) {
+  // Raw pg errors and MikroORM's DriverExceptions both carry the SQLSTATE.
+  const code = errorCode(error);
+  if (error instanceof DeadlockException || code === "40001" || code === "40P01") {
     return new ConnectError("the request conflicted with a concurrent one, retry it", Code.Aborted);
   }
-  if (error instanceof DriverException && errorCode(error) === "57014") {
+  // 57014: cancelled by statement_timeout; 55P03: lock_timeout (both set from
+  // the client's deadline by the deadline interceptor).
+  if (code === "57014" || code === "55P03") {
     return new ConnectError("the database did not answer in time", Code.DeadlineExceeded);
   }
   log.error({ procedure, err: error }, "internal error");

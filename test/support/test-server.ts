@@ -35,11 +35,17 @@ export interface TestServerOptions {
   healthIntervalMs?: number;
   /** Another PostgreSQL server than the suite's (for tests that stop it). */
   databaseServerUrl?: string;
+  poolSize?: number;
+  acquireTimeoutMs?: number;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const database = await createTestDatabase(options.databaseServerUrl ?? inject("databaseServerUrl"));
-  const orm = await initORM({ databaseUrl: database.url, poolSize: 10 });
+  const orm = await initORM({
+    databaseUrl: database.url,
+    poolSize: options.poolSize ?? 10,
+    acquireTimeoutMs: options.acquireTimeoutMs,
+  });
   await migrate(orm);
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
