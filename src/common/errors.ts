@@ -52,26 +52,37 @@ export class AbortedError extends ReasonedError {
   readonly code = Code.Aborted;
 }
 
+/**
+ * Messages quote client input, which may be cut in the middle of a surrogate
+ * pair or carry a lone one; such text cannot be percent-encoded into the
+ * grpc-message header, so it is made well-formed first.
+ */
+function wellFormed(text: string): string {
+  return text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
+}
+
 export function toConnectError(error: DomainError): ConnectError {
+  const message = wellFormed(error.message);
   if (error instanceof InvalidArgumentError) {
-    return new ConnectError(error.message, error.code, undefined, [
+    return new ConnectError(message, error.code, undefined, [
       {
         desc: BadRequestSchema,
         value: create(BadRequestSchema, {
-          fieldViolations: error.violations.map((v) => ({ field: v.field, description: v.description })),
+          fieldViolations: error.violations.map((v) => ({ field: wellFormed(v.field), description: wellFormed(v.description) })),
         }),
       },
     ]);
   }
   if (error instanceof ReasonedError) {
-    return new ConnectError(error.message, error.code, undefined, [
+    const metadata = Object.fromEntries(Object.entries(error.metadata).map(([k, v]) => [k, wellFormed(v)]));
+    return new ConnectError(message, error.code, undefined, [
       {
         desc: ErrorInfoSchema,
-        value: create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN, metadata: error.metadata }),
+        value: create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN, metadata }),
       },
     ]);
   }
-  return new ConnectError(error.message, error.code);
+  return new ConnectError(message, error.code);
 }
 
 /**

@@ -140,3 +140,14 @@ describe("an independent gRPC client (@grpc/grpc-js with proto-loader)", () => {
     }
   });
 });
+
+describe("error messages that quote client input", () => {
+  it("survive input cut inside a surrogate pair, over gRPC and Connect", async () => {
+    // 63 ASCII characters and an emoji: the quoted 64 code units end in half a pair.
+    const id = `${"x".repeat(63)}😀`;
+    for (const client of [server.grpc, server.connect]) {
+      const error = await rpcError(client.tenants.getTenant({ id }));
+      expect(describeError(error)).toEqual({ code: "InvalidArgument", fields: ["id"] });
+    }
+  });
+});
