@@ -36,7 +36,7 @@ function isUnavailable(error: unknown): boolean {
   // The pool timing out on acquire, or a connection that died under a query.
   return (
     name === "KnexTimeoutError" ||
-    /Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|Client was closed|Timeout acquiring a connection/i.test(message)
+    /Connection terminated|Client has encountered a connection error|connect ECONNREFUSED|Client was closed|Timeout acquiring a connection|Transaction query already complete/i.test(message)
   );
 }
 
