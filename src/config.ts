@@ -32,6 +32,12 @@ export interface Config {
   requestIdRetentionMs: number;
   /** How often the purge of expired tenants and old request ids runs. */
   maintenanceIntervalMs: number;
+  /** Keys held by the in-process tenant cache; 0 disables it. */
+  tenantCacheSize: number;
+  /** Server processes sharing the port (node:cluster); 1 runs in this process. */
+  workers: number;
+  /** How callers are authenticated (AUTH_* variables). */
+  auth: AuthConfig;
 }
 
 export class ConfigError extends Error {
@@ -203,5 +209,8 @@ export function loadConfig(env: Env = process.env): Config {
     tenantRetentionMs: duration(env, "TENANT_RETENTION", "30d", 0),
     requestIdRetentionMs: duration(env, "REQUEST_ID_RETENTION", "24h", 24 * 3600 * 1000),
     maintenanceIntervalMs: duration(env, "MAINTENANCE_INTERVAL", "1m", 100),
+    tenantCacheSize: integer(env, "TENANT_CACHE_SIZE", 10_000, 0, 10_000_000),
+    workers: integer(env, "WORKERS", 1, 1, 256),
+    auth: auth(env, host),
   };
 }

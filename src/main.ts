@@ -1,4 +1,6 @@
+import cluster from "node:cluster";
 import { ConfigError, loadConfig } from "./config.js";
+import { runPrimary } from "./cluster.js";
 import { startEmbeddedPostgres, type EmbeddedDatabase } from "./database/embedded-postgres.js";
 import { initORM, migrate } from "./database/orm.js";
 import { createLogger } from "./logger.js";
@@ -18,6 +20,11 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
+  if (config.workers > 1 && cluster.isPrimary) {
+    // The primary forks the servers; each worker runs the rest of main().
+    await runPrimary(config, log);
+    return;
+  }
 
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
@@ -50,7 +57,9 @@ async function main(): Promise<void> {
     health,
     corsOrigins: config.corsOrigins,
     readMaxBytes: config.maxMessageBytes,
+    auth: config.auth,
     tenantRules: { retentionMs: config.tenantRetentionMs },
+    tenantCacheSize: config.tenantCacheSize,
   });
   const maintenance = startMaintenance(orm, log, {
     intervalMs: config.maintenanceIntervalMs,
@@ -61,6 +70,9 @@ async function main(): Promise<void> {
     { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${config.dataDir})` : redact(databaseUrl) },
     `tenancy listening on http://${address.address}:${address.port}`,
   );
+  if (config.auth.mode === "none") {
+    log.warn("AUTH_MODE=none: every caller is a platform administrator (development only, loopback only)");
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -5,6 +5,7 @@ import { file_health_v1_health, Health } from "../gen/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { tenantHandler } from "./tenants/tenant.handler.js";
+import { answeredFromCache } from "./cache/tenant-caching.js";
 import type { TenantRules } from "./tenants/tenant.service.js";
 import { membershipHandler } from "./memberships/membership.handler.js";
 import { healthHandler } from "./health/health.handler.js";
@@ -19,7 +20,7 @@ export interface RouteDeps {
 /** Every RPC service this server offers; shared by the server and the tests. */
 export function routes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
-    router.service(TenantService, tenantHandler(deps.tenantRules));
+    router.service(TenantService, answeredFromCache(tenantHandler(deps.tenantRules)));
     router.service(MembershipService, membershipHandler);
     router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName]));
     registerReflection(router, [

@@ -14,6 +14,12 @@ import { kEntityManager } from "./rpc/context.js";
 import { errorInterceptor } from "./rpc/error.interceptor.js";
 import { loggingInterceptor } from "./rpc/logging.interceptor.js";
 import { deadlineInterceptor } from "./rpc/deadline.interceptor.js";
+import { isLoopbackHost, type AuthConfig } from "./auth/auth.config.js";
+import { authInterceptor } from "./auth/auth.interceptor.js";
+import { createTenantCaching, isAnsweredFromCache, type TenantCaching, type TenantCachingOptions } from "./cache/tenant-caching.js";
+import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
+import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
+import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 
 export interface ServerDeps {
   orm: MikroORM;
@@ -23,7 +29,13 @@ export interface ServerDeps {
   corsOrigins?: readonly string[];
   /** Largest accepted request message, in bytes. */
   readMaxBytes?: number;
+  /** How callers are authenticated; none (everyone is a platform administrator, loopback only) when unset. */
+  auth?: AuthConfig;
   tenantRules?: TenantRules;
+  /** Keys in the tenant cache (see src/cache/); 0 disables it. Default 10,000. */
+  tenantCacheSize?: number;
+  /** Timings of the cache's invalidation listener (tests shorten them). */
+  tenantCacheListener?: TenantCachingOptions["listener"];
 }
 
 export interface Server {
@@ -34,6 +46,8 @@ export interface Server {
    * `graceMs`, then closes whatever is left.
    */
   close(graceMs?: number): Promise<void>;
+  /** The tenant cache and its invalidation listener (for tests and diagnostics). */
+  readonly tenantCache: TenantCaching;
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -45,18 +59,50 @@ const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * preface, anything else is handed to the HTTP/1.1 server.
  */
 export function createServer(deps: ServerDeps): Server {
+  const auth: AuthConfig = deps.auth ?? { mode: "none" };
   const metrics = new Metrics(deps.orm);
+  const tenantCache = createTenantCaching({
+    databaseUrl: deps.orm.config.get("clientUrl")!,
+    capacity: deps.tenantCacheSize ?? 10_000,
+    log: deps.logger,
+    registry: metrics.registry,
+    listener: deps.tenantCacheListener,
+  });
+  // Outermost first: metrics and logs see the code the error mapping chose.
+  const interceptors = [
+    metrics.interceptor(),
+    loggingInterceptor(deps.logger),
+    errorInterceptor(deps.logger),
+    authInterceptor(auth, deps.logger),
+    // Inside authentication and authorization (a hit is still authorized);
+    // outside the deadline's transaction (a hit opens none, and a write's
+    // invalidation comes after its commit).
+    tenantCache.interceptor,
+    deadlineInterceptor(),
+  ];
+  const contextValues = () => createContextValues().set(kEntityManager, deps.orm.em.fork());
+  const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
+  const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
+  // Unary gRPC with binary protobuf, the common case, skips Connect's generic
+  // protocol layer, with the same interceptors and handlers (src/rpc/grpc-fast-path.ts).
+  const grpcFastPath = createGrpcFastPath({
+    services: [TenantService, MembershipService],
+    interceptors,
+    contextValues,
+    readMaxBytes,
+    binaryOptions,
+    sharedResponse: isAnsweredFromCache,
+  });
   const rpc = connectNodeAdapter({
-    routes: routes({ health: deps.health, tenantRules: deps.tenantRules }),
-    // Outermost first: metrics and logs see the code the error mapping chose.
-    interceptors: [
-      metrics.interceptor(),
-      loggingInterceptor(deps.logger),
-      errorInterceptor(deps.logger),
-      deadlineInterceptor(),
-    ],
-    contextValues: () => createContextValues().set(kEntityManager, deps.orm.em.fork()),
-    readMaxBytes: deps.readMaxBytes ?? 1024 * 1024,
+    routes: grpcFastPath.routes(routes({ health: deps.health, tenantRules: deps.tenantRules })),
+    interceptors,
+    contextValues,
+    readMaxBytes,
+    // protobuf-es stops at 100 nested messages, and Connect reports such a
+    // request as INTERNAL. Deeply nested params (each JSON level is two
+    // messages) parse up to this limit and are then refused by our own
+    // validation with INVALID_ARGUMENT; the 1 MiB size limit bounds the rest.
+    binaryOptions,
     fallback: (req, res) => {
       const path = req.url?.split("?")[0];
       if (req.method === "GET" && path === "/healthz") {
@@ -87,11 +133,23 @@ export function createServer(deps: ServerDeps): Server {
   const cors = createCors(deps.corsOrigins ?? []);
   const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
     if (cors(req, res)) return;
+    // A response may start before its request body was read to the end: a
+    // message over readMaxBytes is refused after its length prefix. Node then
+    // stops reading the connection for good, which would stall the next
+    // request on it; this response is made the connection's last instead.
+    if (req instanceof http.IncomingMessage && res instanceof http.ServerResponse) {
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: http.ServerResponse, ...args: unknown[]) {
+        if (!req.complete) this.shouldKeepAlive = false;
+        return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+      } as typeof res.writeHead;
+    }
     rpc(req, res);
   };
 
   const h1 = http.createServer(handler);
   const h2 = http2.createServer({}, handler);
+  grpcFastPath.install(h2);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   h2.on("session", (session) => {
@@ -99,7 +157,9 @@ export function createServer(deps: ServerDeps): Server {
     session.once("close", () => sessions.delete(session));
   });
 
-  const tcp = net.createServer((socket) => {
+  // No Nagle: gRPC answers are several small writes (headers, data,
+  // trailers); delaying them for an ACK costs tens of milliseconds at p99.
+  const tcp = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
@@ -125,7 +185,13 @@ export function createServer(deps: ServerDeps): Server {
   });
 
   return {
+    tenantCache,
     listen(port, host) {
+      // The configuration refuses this too; this guard also covers servers built in code.
+      if (auth.mode === "none" && !isLoopbackHost(host)) {
+        return Promise.reject(new Error(`without authentication (auth mode none) the server listens only on loopback, not on "${host}"`));
+      }
+      tenantCache.start();
       return new Promise((resolve, reject) => {
         tcp.once("error", reject);
         tcp.listen(port, host, () => {
@@ -145,6 +211,7 @@ export function createServer(deps: ServerDeps): Server {
       await closed;
       clearTimeout(deadline);
       clearInterval(idle);
+      await tenantCache.stop();
     },
   };
 }

@@ -5,12 +5,16 @@ import { MembershipSchema } from "../memberships/membership.entity.js";
 import { Migration20261127000000_initial } from "./migrations/Migration20261127000000_initial.js";
 import { Migration20261127010000_request_ids } from "./migrations/Migration20261127010000_request_ids.js";
 import { Migration20261127020000_tenant_lifecycle } from "./migrations/Migration20261127020000_tenant_lifecycle.js";
+import { Migration20261127030000_membership_roles } from "./migrations/Migration20261127030000_membership_roles.js";
+import { Migration20261127050000_tenant_notify } from "./migrations/Migration20261127050000_tenant_notify.js";
 
 /** Every migration, in order. Listed explicitly so no file discovery (and no TypeScript loader) is needed at run time. */
 export const migrations = [
   { name: "Migration20261127000000_initial", class: Migration20261127000000_initial },
   { name: "Migration20261127010000_request_ids", class: Migration20261127010000_request_ids },
   { name: "Migration20261127020000_tenant_lifecycle", class: Migration20261127020000_tenant_lifecycle },
+  { name: "Migration20261127030000_membership_roles", class: Migration20261127030000_membership_roles },
+  { name: "Migration20261127050000_tenant_notify", class: Migration20261127050000_tenant_notify },
 ];
 
 export interface OrmOptions {

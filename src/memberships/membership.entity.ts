@@ -12,6 +12,10 @@ export class Membership {
   updatedBy!: string | null;
   createdAt!: Date;
   updatedAt!: Date;
+  /** Checked and de-duplicated role names (see membership.roles.ts); `admin` administers the tenant. */
+  roles!: string[];
+  /** Row version, the etag. */
+  version!: number;
 }
 
 export const MembershipSchema = new EntitySchema<Membership>({
@@ -27,6 +31,8 @@ export const MembershipSchema = new EntitySchema<Membership>({
     updatedBy: { type: "uuid", nullable: true, fieldName: "updatedBy" },
     createdAt: { type: "Date", columnType: "timestamptz", fieldName: "createdAt", defaultRaw: "now()" },
     updatedAt: { type: "Date", columnType: "timestamptz", fieldName: "updatedAt", defaultRaw: "now()" },
+    roles: { type: "string[]", columnType: "text[]", fieldName: "roles", defaultRaw: "'{}'" },
+    version: { type: "integer", version: true, fieldName: "version" },
   },
 });
 

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   ListMembershipsResponseSchema,
   MembershipSchema,
@@ -20,10 +20,10 @@ export const membershipHandler: ServiceImpl<typeof MembershipServiceDesc> = {
     if (!req.membership) throw invalidArgument("membership", "is required");
     checkRequestId(req.requestId);
     // created_by / updated_by come from the caller's identity, never from the message.
-    const { tenantId, userId } = req.membership;
-    const key = { requestId: req.requestId, method: "CreateMembership", hash: requestHash(req) };
+    const { tenantId, userId, roles } = req.membership;
+    const key = { requestId: req.requestId, method: "CreateMembership", hash: req.requestId ? requestHash(req) : "" };
     return oncePerRequestId(entityManager(ctx), key, MembershipSchema, async (em) =>
-      toMembershipMessage(await new MembershipService(em, actorOf(ctx)).create({ tenantId, userId })),
+      toMembershipMessage(await new MembershipService(em, actorOf(ctx)).create({ tenantId, userId, roles })),
     );
   },
 
@@ -40,8 +40,15 @@ export const membershipHandler: ServiceImpl<typeof MembershipServiceDesc> = {
     });
   },
 
-  async updateMembership() {
-    throw new ConnectError("not implemented yet", Code.Unimplemented);
+  async updateMembership(req, ctx) {
+    if (!req.membership) throw invalidArgument("membership", "is required");
+    const membership = await service(ctx).update({
+      id: req.membership.id,
+      roles: req.membership.roles,
+      etag: req.membership.etag,
+      paths: req.updateMask?.paths ?? [],
+    });
+    return toMembershipMessage(membership);
   },
 
   async deleteMembership(req, ctx) {

@@ -6,6 +6,11 @@ import {
 } from "../../gen/tenancy/v1/membership_pb.js";
 import type { Membership } from "./membership.entity.js";
 
+/** The etag is the row version, quoted as for tenants. */
+export function membershipEtag(membership: Pick<Membership, "version">): string {
+  return `"${membership.version}"`;
+}
+
 export function toMembershipMessage(membership: Membership): MembershipMessage {
   return create(MembershipMessageSchema, {
     id: membership.id,
@@ -15,5 +20,7 @@ export function toMembershipMessage(membership: Membership): MembershipMessage {
     updatedBy: membership.updatedBy ?? "",
     createTime: timestampFromDate(membership.createdAt),
     updateTime: timestampFromDate(membership.updatedAt),
+    roles: membership.roles,
+    etag: membershipEtag(membership),
   });
 }

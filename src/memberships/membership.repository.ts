@@ -1,5 +1,6 @@
 import {
   ForeignKeyConstraintViolationException,
+  LockMode,
   UniqueConstraintViolationException,
   type EntityManager,
 } from "@mikro-orm/postgresql";
@@ -8,6 +9,7 @@ import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../c
 import { TENANT_DELETED } from "../tenants/tenant.service.js";
 import { TENANT_NOT_FOUND } from "../tenants/tenant.repository.js";
 import { Membership } from "./membership.entity.js";
+import { ADMIN_ROLE } from "./membership.roles.js";
 
 export const MEMBERSHIP_NOT_FOUND = "MEMBERSHIP_NOT_FOUND";
 export const MEMBERSHIP_EXISTS = "MEMBERSHIP_EXISTS";
@@ -66,6 +68,30 @@ export class MembershipRepository {
       }
       throw error;
     }
+  }
+
+  /**
+   * Loads a membership to change or delete it, in a transaction: first the
+   * memberships of its tenant's administrators are locked, in id order, then
+   * the membership itself. Every change that could take a tenant's last
+   * admin away takes the locks in this order, so concurrent ones queue and
+   * each sees what the previous one committed (instead of two admins each
+   * demoting the other), and none deadlocks. Also returns the ids of the
+   * tenant's administrators, as locked.
+   */
+  async findForChange(id: string): Promise<{ membership: Membership; adminIds: string[] }> {
+    const notFound = () => new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
+    // The tenant of a membership never changes, so it may be read unlocked.
+    const [target] = await sqlQuery<{ tenantId: string }>(this.em, `SELECT "tenantId" FROM "UserTenantMapping" WHERE "Id" = ?::uuid`, [id]);
+    if (!target) throw notFound();
+    const admins = await sqlQuery<{ Id: string }>(
+      this.em,
+      `SELECT "Id" FROM "UserTenantMapping" WHERE "tenantId" = ?::uuid AND ? = ANY(roles) ORDER BY "Id" FOR UPDATE`,
+      [target.tenantId, ADMIN_ROLE],
+    );
+    const membership = await this.em.findOne(Membership, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    if (!membership) throw notFound();
+    return { membership, adminIds: admins.map((row) => row.Id) };
   }
 
   /** Deletes by id; false when there was no such membership. */

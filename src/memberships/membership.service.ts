@@ -1,10 +1,40 @@
 import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { invalidArgument, NotFoundError, Violations } from "../common/errors.js";
+import { AbortedError, FailedPreconditionError, invalidArgument, NotFoundError, Violations } from "../common/errors.js";
 import { isUuid, requireId } from "../common/ids.js";
 import { decodePageToken, encodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { Membership } from "./membership.entity.js";
 import { MEMBERSHIP_NOT_FOUND, MembershipRepository } from "./membership.repository.js";
+import { membershipEtag } from "./membership.mapper.js";
+import { checkRoles, hasAdminRole } from "./membership.roles.js";
+import { ETAG_MISMATCH } from "../tenants/tenant.service.js";
+
+export const LAST_ADMIN = "LAST_ADMIN";
+
+export interface MembershipChanges {
+  id: string;
+  roles: readonly string[];
+  etag: string;
+  /** `update_mask.paths`; empty means `roles`. */
+  paths: readonly string[];
+}
+
+/**
+ * True when removing the membership, or its admin role, would leave its
+ * tenant without an administrator. `adminIds` are the tenant's admins as
+ * locked by MembershipRepository.findForChange.
+ */
+function isLastAdmin(membership: Membership, adminIds: readonly string[]): boolean {
+  return adminIds.length === 1 && adminIds[0] === membership.id;
+}
+
+function lastAdmin(membership: Membership): FailedPreconditionError {
+  return new FailedPreconditionError(
+    LAST_ADMIN,
+    "this membership is the tenant's last administrator: give another member the admin role first",
+    { tenant_id: membership.tenantId },
+  );
+}
 
 export interface MembershipPage {
   memberships: Membership[];
@@ -32,7 +62,7 @@ export class MembershipService {
     this.memberships = new MembershipRepository(em);
   }
 
-  async create(input: { tenantId: string; userId: string }): Promise<Membership> {
+  async create(input: { tenantId: string; userId: string; roles?: readonly string[] }): Promise<Membership> {
     const violations = new Violations();
     for (const [field, value] of [
       ["membership.tenant_id", input.tenantId],
@@ -41,6 +71,7 @@ export class MembershipService {
       if (value === "") violations.add(field, "is required");
       else if (!isUuid(value)) violations.add(field, `must be a UUID, got "${value.slice(0, 64)}"`);
     }
+    const roles = checkRoles(input.roles ?? [], "membership.roles", violations);
     violations.throwIfAny();
     // The tenant's state is read under a share lock in the same transaction
     // as the insert, so a concurrent suspension or deletion either waits for
@@ -57,6 +88,8 @@ export class MembershipService {
         updatedBy: this.actor ?? null,
         createdAt: now,
         updatedAt: now,
+        roles,
+        version: 1,
       });
       await memberships.insert(membership);
       return membership;
@@ -67,9 +100,40 @@ export class MembershipService {
     return this.memberships.findById(requireId(id, "id"));
   }
 
+  /** Changes the roles; the tenant keeps at least one admin if it had one. */
+  async update(changes: MembershipChanges): Promise<Membership> {
+    const id = requireId(changes.id, "membership.id");
+    const violations = new Violations();
+    changes.paths.forEach((path, i) => {
+      if (path !== "roles") violations.add(`update_mask.paths[${i}]`, `unknown path "${path}": only roles can be updated`);
+    });
+    const roles = checkRoles(changes.roles, "membership.roles", violations);
+    violations.throwIfAny();
+    return this.em.transactional(async (tx) => {
+      const { membership, adminIds } = await new MembershipRepository(tx).findForChange(id);
+      if (changes.etag !== "" && changes.etag !== membershipEtag(membership)) {
+        throw new AbortedError(ETAG_MISMATCH, "the membership was changed since the etag was read: read it again and retry", {
+          current_etag: membershipEtag(membership),
+        });
+      }
+      if (!hasAdminRole(roles) && isLastAdmin(membership, adminIds)) throw lastAdmin(membership);
+      membership.roles = roles;
+      membership.updatedBy = this.actor ?? null;
+      membership.updatedAt = new Date();
+      await tx.flush();
+      return membership;
+    });
+  }
+
   async delete(id: string): Promise<void> {
-    const deleted = await this.memberships.delete(requireId(id, "id"));
-    if (!deleted) throw new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
+    const membershipId = requireId(id, "id");
+    await this.em.transactional(async (tx) => {
+      const memberships = new MembershipRepository(tx);
+      const { membership, adminIds } = await memberships.findForChange(membershipId);
+      if (isLastAdmin(membership, adminIds)) throw lastAdmin(membership);
+      const deleted = await memberships.delete(membership.id);
+      if (!deleted) throw new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
+    });
   }
 
   async list(request: { tenantId: string; userId: string; pageSize: number; pageToken: string }): Promise<MembershipPage> {

@@ -1,6 +1,6 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { isUuid } from "../common/ids.js";
+import { principalOf } from "../auth/principal.js";
 
 /** The request's own fork of the entity manager, set when the request arrives. */
 export const kEntityManager = createContextKey<EntityManager | undefined>(undefined, {
@@ -14,10 +14,10 @@ export function entityManager(ctx: HandlerContext): EntityManager {
 }
 
 /**
- * Who is acting, recorded as created_by / updated_by. Until authentication
- * exists this is the `x-actor-id` header when it holds a UUID.
+ * Who is acting, recorded as created_by / updated_by: the authenticated
+ * principal set by the auth interceptor (never anything the request body
+ * says).
  */
 export function actorOf(ctx: HandlerContext): string | undefined {
-  const header = ctx.requestHeader.get("x-actor-id")?.trim();
-  return header && isUuid(header) ? header.toLowerCase() : undefined;
+  return principalOf(ctx).userId;
 }

@@ -1,6 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { sqlQuery } from "../database/sql.js";
 import { kEntityManager } from "./context.js";
+import { isAnsweredFromCache } from "../cache/tenant-caching.js";
 
 const grpcUnits: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
@@ -27,7 +28,7 @@ export function deadlineInterceptor(): Interceptor {
   return (next) => async (req) => {
     const timeoutMs = requestTimeoutMs(req.header);
     const em = req.contextValues.get(kEntityManager);
-    if (timeoutMs === undefined || !em || req.method.methodKind !== "unary") return next(req);
+    if (timeoutMs === undefined || !em || req.method.methodKind !== "unary" || isAnsweredFromCache(req.contextValues)) return next(req);
     const budget = Math.max(1, Math.floor(timeoutMs));
     return em.transactional(async (tx) => {
       await sqlQuery(tx, `SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`, [

@@ -10,6 +10,7 @@ import {
 import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkRequestId } from "../common/ids.js";
+import { tenantsVisibleTo } from "../auth/policy.js";
 import { entityManager } from "../rpc/context.js";
 import { toTenantMessage } from "./tenant.mapper.js";
 import { defaultTenantRules, TenantService, type RequestedState, type TenantRules } from "./tenant.service.js";
@@ -36,7 +37,7 @@ export function tenantHandler(rules: TenantRules = defaultTenantRules): ServiceI
       checkRequestId(req.requestId);
       const { tenant: input } = req;
       const state = requestedState(input.state, "tenant.state");
-      const key = { requestId: req.requestId, method: "CreateTenant", hash: requestHash(req) };
+      const key = { requestId: req.requestId, method: "CreateTenant", hash: req.requestId ? requestHash(req) : "" };
       return oncePerRequestId(entityManager(ctx), key, TenantSchema, async (em) =>
         toTenantMessage(
           await new TenantService(em, rules).create({ name: input.name, domain: input.domain, params: input.params, state }),
@@ -60,7 +61,7 @@ export function tenantHandler(rules: TenantRules = defaultTenantRules): ServiceI
     },
 
     async listTenants(req, ctx) {
-      const page = await service(ctx).list(req);
+      const page = await service(ctx).list(req, tenantsVisibleTo(ctx));
       return create(ListTenantsResponseSchema, {
         tenants: page.tenants.map(toTenantMessage),
         nextPageToken: page.nextPageToken,

@@ -127,8 +127,9 @@ export class TenantService {
       state: input.state ?? "ACTIVE",
       deletedAt: null,
       purgeAt: null,
-    });
-    await this.tenants.flush();
+    }, { persist: false });
+    // One INSERT, not a unit-of-work flush (BEGIN, INSERT, COMMIT): see README "Performance".
+    await this.tenants.insert(tenant);
     return tenant;
   }
 
@@ -160,7 +161,7 @@ export class TenantService {
     filter: string;
     orderBy: string;
     showDeleted: boolean;
-  }): Promise<TenantPage> {
+  }, memberOf?: string): Promise<TenantPage> {
     const limit = pageSize(request.pageSize);
     const order = parseOrderBy(request.orderBy);
     let where;
@@ -169,6 +170,12 @@ export class TenantService {
     } catch (error) {
       if (error instanceof FilterError) throw invalidArgument("filter", error.message);
       throw error;
+    }
+    // memberOf: only the tenants this user belongs to (a caller who is not a
+    // platform administrator; see src/auth/policy.ts). Applies to the count too.
+    if (memberOf !== undefined) {
+      const member = `tenant_id IN (SELECT "tenantId" FROM "UserTenantMapping" WHERE "userId" = ?::uuid)`;
+      where = where ? { sql: `(${where.sql}) AND ${member}`, params: [...where.params, memberOf] } : { sql: member, params: [memberOf] };
     }
     const fingerprint = queryFingerprint([request.filter.trim(), order, request.showDeleted]);
     const cursor = decodePageToken(request.pageToken, fingerprint, order.length + 1);

@@ -145,6 +145,7 @@ describe.each(versions)("grpc.reflection.%s.ServerReflection", (_version, open) 
       // The requested file first, then each import once.
       expect(files.map((f) => f.name)).toEqual([
         "tenancy/v1/tenant.proto",
+        "google/protobuf/empty.proto",
         "google/protobuf/field_mask.proto",
         "google/protobuf/struct.proto",
         "google/protobuf/timestamp.proto",

@@ -5,7 +5,8 @@ import pg from "pg";
 import { createTenancyClients, type TenancyClients } from "../../src/client.js";
 import { initORM, migrate } from "../../src/database/orm.js";
 import { createLogger } from "../../src/logger.js";
-import { createServer } from "../../src/server.js";
+import { createServer, type ServerDeps } from "../../src/server.js";
+import type { TenantCaching } from "../../src/cache/tenant-caching.js";
 import { HealthMonitor } from "../../src/health/health.monitor.js";
 import { createTestDatabase } from "./database.js";
 
@@ -22,6 +23,9 @@ export interface TestServer {
   grpc: TenancyClients;
   /** JSON log lines the server wrote. */
   logs: Record<string, unknown>[];
+  /** The test database's URL (pass as `databaseUrl` to start a second instance on it). */
+  databaseUrl: string;
+  tenantCache: TenantCaching;
   close(): Promise<void>;
 }
 
@@ -37,10 +41,18 @@ export interface TestServerOptions {
   databaseServerUrl?: string;
   poolSize?: number;
   acquireTimeoutMs?: number;
+  /** Run on this existing database instead of a fresh one (it is not dropped on close). */
+  databaseUrl?: string;
+  tenantCacheSize?: number;
+  tenantCacheListener?: ServerDeps["tenantCacheListener"];
+  /** How callers are authenticated; default none (every caller is a platform administrator). */
+  auth?: ServerDeps["auth"];
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const database = await createTestDatabase(options.databaseServerUrl ?? inject("databaseServerUrl"));
+  const database = options.databaseUrl
+    ? { url: options.databaseUrl, drop: async () => {} }
+    : await createTestDatabase(options.databaseServerUrl ?? inject("databaseServerUrl"));
   const orm = await initORM({
     databaseUrl: database.url,
     poolSize: options.poolSize ?? 10,
@@ -57,7 +69,15 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const logger = createLogger("info", sink);
   const health = new HealthMonitor(database.url, logger, options.healthIntervalMs ?? 500);
   await health.start();
-  const server = createServer({ orm, logger, health, corsOrigins: options.corsOrigins ?? [] });
+  const server = createServer({
+    orm,
+    logger,
+    health,
+    corsOrigins: options.corsOrigins ?? [],
+    tenantCacheSize: options.tenantCacheSize,
+    tenantCacheListener: options.tenantCacheListener,
+    auth: options.auth,
+  });
   const address = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${address.port}`;
   const sql = new pg.Pool({ connectionString: database.url, max: 4 });
@@ -68,6 +88,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     health,
     sql,
     logs,
+    databaseUrl: database.url,
+    tenantCache: server.tenantCache,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {

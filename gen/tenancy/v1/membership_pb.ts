@@ -43,16 +43,16 @@ export type Membership = Message<"tenancy.v1.Membership"> & {
   userId: string;
 
   /**
-   * Output only. The actor who created the membership, a UUID, or empty
-   * when the caller was anonymous.
+   * Output only. The authenticated caller who created the membership, a
+   * UUID; empty only under AUTH_MODE=none without an `x-actor-id` header.
    *
    * @generated from field: string created_by = 4;
    */
   createdBy: string;
 
   /**
-   * Output only. The actor who last changed the membership, a UUID, or
-   * empty when the caller was anonymous.
+   * Output only. The authenticated caller who last changed the membership;
+   * empty only under AUTH_MODE=none without an `x-actor-id` header.
    *
    * @generated from field: string updated_by = 5;
    */
@@ -280,15 +280,18 @@ export const DeleteMembershipRequestSchema: GenMessage<DeleteMembershipRequest> 
  * `google.rpc.BadRequest`; ALREADY_EXISTS, NOT_FOUND and FAILED_PRECONDITION
  * with a `google.rpc.ErrorInfo` (domain `tenancy.v1`) whose `reason` is
  * listed on each RPC; UNAVAILABLE when the database cannot be reached.
+ * Every RPC may also answer UNAUTHENTICATED (AUTH_MODE=jwt and no valid
+ * bearer token) and PERMISSION_DENIED (the caller may not act on that tenant
+ * or membership; given alike whether or not it exists).
  *
  * @generated from service tenancy.v1.MembershipService
  */
 export const MembershipService: GenService<{
   /**
-   * Makes a user a member of a tenant. `created_by` and `updated_by` are set
-   * by the server from the caller's identity (for now the `x-actor-id`
-   * request header, when it holds a UUID); values sent in the message are
-   * ignored.
+   * Makes a user a member of a tenant, with optional roles. `created_by` and
+   * `updated_by` are set by the server to the authenticated caller (the
+   * token's `sub`; under AUTH_MODE=none, the `x-actor-id` header when it holds
+   * a UUID); values sent in the message are ignored.
    *
    * Errors:
    * - INVALID_ARGUMENT: `tenant_id` or `user_id` is empty or not a UUID, or
@@ -365,6 +368,8 @@ export const MembershipService: GenService<{
    * Errors:
    * - INVALID_ARGUMENT: `id` is empty or not a UUID.
    * - NOT_FOUND, reason `MEMBERSHIP_NOT_FOUND`.
+   * - FAILED_PRECONDITION, reason `LAST_ADMIN`: it is the tenant's last
+   *   member with role `admin`.
    *
    * @generated from rpc tenancy.v1.MembershipService.DeleteMembership
    */

@@ -483,6 +483,13 @@ export const PurgeTenantRequestSchema: GenMessage<PurgeTenantRequest> = /*@__PUR
  *   `google.rpc.ErrorInfo` detail with domain `tenancy.v1` and a stable
  *   UPPER_SNAKE `reason` listed on each RPC below.
  * - UNAVAILABLE means the database could not be reached: retry with backoff.
+ * - UNAUTHENTICATED: AUTH_MODE=jwt and no valid bearer token.
+ * - PERMISSION_DENIED: the caller may not do this to that tenant; given alike
+ *   whether or not the tenant exists, so it reveals nothing. Platform
+ *   administrators may do everything; a member with role `admin` may read the
+ *   tenant and update its `params`; any member may read it. ListTenants shows
+ *   a caller who is not a platform administrator only the tenants they
+ *   belong to.
  * - INTERNAL is a bug in this service; the cause is logged server-side and
  *   never sent to the client.
  *

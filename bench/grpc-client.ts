@@ -1,0 +1,96 @@
+/**
+ * A minimal gRPC client on node:http2 for the load generator: one HTTP/2
+ * session, unary calls with binary protobuf, the status read from the
+ * trailers. Request bodies can be encoded once up front, and responses are
+ * not decoded (their status is checked, and `verify` decodes a sample).
+ *
+ * Why not the Connect client: on this kind of machine the load generator
+ * shares the CPU with the service, and the Connect client spends several
+ * hundred microseconds of CPU per call; a load generator should cost as
+ * little as possible, like h2load or ghz would. BENCH_CLIENT=connect uses
+ * the Connect client instead.
+ */
+import http2 from "node:http2";
+import net from "node:net";
+import { create, toBinary, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+
+/** A gRPC length-prefixed message: flag 0 (not compressed), 4-byte length, body. */
+export function frame(body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = 0;
+  out.writeUInt32BE(body.length, 1);
+  out.set(body, 5);
+  return out;
+}
+
+export function encode<Desc extends DescMessage>(schema: Desc, init: MessageInitShape<Desc>): Buffer {
+  return frame(toBinary(schema, create(schema, init)));
+}
+
+export class GrpcError extends Error {
+  constructor(
+    readonly status: string,
+    message: string,
+  ) {
+    super(`grpc-status ${status}: ${message}`);
+  }
+}
+
+const requestHeaders = (path: string) => ({
+  ":method": "POST",
+  ":path": path,
+  "content-type": "application/grpc+proto",
+  te: "trailers",
+});
+
+export class RawGrpcClient {
+  private readonly session: http2.ClientHttp2Session;
+
+  constructor(baseUrl: string) {
+    const url = new URL(baseUrl);
+    this.session = http2.connect(baseUrl, {
+      createConnection: () => net.connect({ host: url.hostname, port: Number(url.port), noDelay: true }),
+    });
+    this.session.on("error", () => {});
+    // Many concurrent streams per connection, as a busy client would.
+    this.session.setMaxListeners(0);
+  }
+
+  /** One unary call; resolves with the response body (gRPC frames), rejects on a non-zero status. */
+  call(path: string, body: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const stream = this.session.request(requestHeaders(path));
+      const chunks: Buffer[] = [];
+      let status: string | undefined;
+      let message = "";
+      stream.on("response", (headers) => {
+        // Trailers-only responses (errors) carry the status in the headers.
+        if (headers["grpc-status"] !== undefined) {
+          status = String(headers["grpc-status"]);
+          message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+        }
+      });
+      stream.on("trailers", (trailers) => {
+        status = String(trailers["grpc-status"]);
+        message = decodeURIComponent(String(trailers["grpc-message"] ?? ""));
+      });
+      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+      stream.on("end", () => {
+        if (status === "0") resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        else reject(new GrpcError(status ?? "none", message || "no grpc-status"));
+      });
+      stream.on("error", reject);
+      stream.end(body);
+    });
+  }
+
+  close(): void {
+    this.session.destroy();
+  }
+}
+
+/** The message of a single-frame gRPC response body. */
+export function unframe(body: Buffer): Uint8Array {
+  const length = body.readUInt32BE(1);
+  return body.subarray(5, 5 + length);
+}

@@ -1,0 +1,101 @@
+import cluster, { type Worker } from "node:cluster";
+import type { Config } from "./config.js";
+import { startEmbeddedPostgres, type EmbeddedDatabase } from "./database/embedded-postgres.js";
+import { initORM, migrate } from "./database/orm.js";
+import type { Logger } from "./logger.js";
+
+/** Restarts faster than this many within a minute mean a crash loop: give up. */
+const MAX_RESTARTS_PER_MINUTE = 5;
+
+/**
+ * WORKERS > 1: this process is the primary of a node:cluster. It does once
+ * what must happen once (start the embedded PostgreSQL, apply migrations),
+ * then forks WORKERS server processes that share the listening port (the
+ * primary accepts connections and hands them out round-robin), each with its
+ * own database pool, tenant cache and invalidation listener. It restarts a
+ * worker that dies, and on SIGTERM/SIGINT passes the signal on, waits for
+ * every worker to drain, then stops the database.
+ */
+export async function runPrimary(config: Config, log: Logger): Promise<void> {
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    log.info({ dataDir: config.dataDir }, "DATABASE_URL is not set: starting the embedded PostgreSQL");
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.debug({ postgres: line }) });
+    databaseUrl = embedded.url;
+  }
+  process.removeAllListeners("SIGINT");
+  process.removeAllListeners("SIGTERM");
+
+  if (config.migrateOnStart) {
+    const orm = await initORM({ databaseUrl, poolSize: 1, logger: (m) => log.debug(m) });
+    try {
+      const applied = await migrate(orm);
+      log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
+    } finally {
+      await orm.close();
+    }
+  }
+
+  const env = { ...process.env, DATABASE_URL: databaseUrl, MIGRATE_ON_START: "false" };
+  let stopping = false;
+  const restarts: number[] = [];
+  const listening = new Set<number>();
+  let announced = false;
+
+  const fork = (): Worker => cluster.fork(env);
+  cluster.on("listening", (worker, address) => {
+    listening.add(worker.id);
+    if (!announced && listening.size >= config.workers) {
+      announced = true;
+      const host = address.address ?? config.host;
+      log.info(
+        { address: `${host}:${address.port}`, workers: config.workers, database: embedded ? `embedded (${config.dataDir})` : "DATABASE_URL" },
+        `tenancy listening on http://${host}:${address.port} with ${config.workers} workers`,
+      );
+    }
+  });
+  cluster.on("exit", (worker, code, signal) => {
+    listening.delete(worker.id);
+    if (stopping) return;
+    const now = Date.now();
+    restarts.push(now);
+    while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+    if (restarts.length > MAX_RESTARTS_PER_MINUTE) {
+      log.fatal({ code, signal }, "workers keep dying: stopping");
+      void shutdown("crash loop", 1);
+      return;
+    }
+    log.error({ pid: worker.process.pid, code, signal }, "worker died: starting another");
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, 500);
+  });
+
+  const shutdown = async (reason: string, exitCode = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason, graceMs: config.shutdownGraceMs }, "shutting down the workers");
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            const kill = setTimeout(() => worker.process.kill("SIGKILL"), config.shutdownGraceMs + 5_000);
+            worker.once("exit", () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            worker.process.kill("SIGTERM");
+          }),
+      ),
+    );
+    if (embedded) await embedded.stop();
+    log.info("stopped");
+    process.exit(exitCode);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+
+  for (let i = 0; i < config.workers; i++) fork();
+}

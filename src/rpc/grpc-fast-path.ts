@@ -1,0 +1,260 @@
+import type http2 from "node:http2";
+import { fromBinary, toBinary, type BinaryReadOptions, type DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createServiceImplSpec,
+  type ConnectRouter,
+  type ContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+} from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+
+/**
+ * A lean transport for the most common call: unary gRPC over HTTP/2 with
+ * binary protobuf and no compression (what every gRPC client in another
+ * backend sends). It runs the same interceptors and the same
+ * implementations as the Connect adapter, through Connect's own
+ * `invokeUnaryImplementation`; what it leaves out is the generic protocol
+ * machinery around them (async-iterable pipelines over the request and
+ * response bodies, a web Request/Response conversion, and an AbortController
+ * aborted, with a DOMException, at the end of every call), which costs
+ * several times the work of the call itself on the hot read paths (see
+ * README, "Where the time goes").
+ *
+ * Everything else (gRPC-Web, the Connect protocol, JSON, compression,
+ * streaming methods, HTTP/1.1, other content types) goes to the Connect
+ * adapter unchanged, as does any request it does not recognize.
+ */
+export interface GrpcFastPathOptions {
+  /** The unary methods of these services are served here. */
+  services: readonly DescService[];
+  interceptors: Interceptor[];
+  contextValues: () => ContextValues;
+  readMaxBytes: number;
+  /** As given to the Connect adapter. */
+  binaryOptions?: Partial<BinaryReadOptions>;
+  /**
+   * Whether the response of this call is a shared, never-modified message
+   * (a cache hit), whose encoding can be kept and reused.
+   */
+  sharedResponse?: (values: ContextValues) => boolean;
+}
+
+export interface GrpcFastPath {
+  /** Wraps the routes given to the Connect adapter, to learn the implementations it serves. */
+  routes(routes: (router: ConnectRouter) => void): (router: ConnectRouter) => void;
+  /** Serves eligible streams of this HTTP/2 server; the others keep going to its request handler. */
+  install(server: http2.Http2Server): void;
+}
+
+const CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
+const RESPONSE_CONTENT_TYPE = "application/grpc+proto";
+
+/** A gRPC message frame: flag 0 (not compressed), 4-byte big-endian length, the message. */
+function frame(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(5 + message.length);
+  out[0] = 0;
+  out.writeUInt32BE(message.length, 1);
+  out.set(message, 5);
+  return out;
+}
+
+function toNodeHeaders(headers: Headers, into: http2.OutgoingHttpHeaders = {}): http2.OutgoingHttpHeaders {
+  headers.forEach((value, key) => {
+    into[key] = value;
+  });
+  return into;
+}
+
+function fromNodeHeaders(headers: http2.IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const key in headers) {
+    if (key.charCodeAt(0) === 58 /* ":" */) continue;
+    const value = headers[key];
+    if (Array.isArray(value)) for (const v of value) out.append(key, v);
+    else if (value !== undefined) out.set(key, value);
+  }
+  return out;
+}
+
+export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
+  /** Encoded frames of shared response messages, dropped with them. */
+  const encoded = new WeakMap<object, Buffer>();
+  const specs = new Map<string, MethodImplSpec & { kind: "unary" }>();
+
+  const record = (service: DescService, implementation: unknown) => {
+    if (!options.services.includes(service)) return;
+    const spec = createServiceImplSpec(service, implementation as never);
+    for (const method of Object.values(spec.methods)) {
+      if (method.kind === "unary") specs.set(`/${service.typeName}/${method.method.name}`, method);
+    }
+  };
+
+  /** Whether this stream is served here, from its headers alone (before its body is read). */
+  const accepts = (headers: http2.IncomingHttpHeaders): boolean => {
+    if (headers[":method"] !== "POST") return false;
+    const path = headers[":path"];
+    if (path === undefined || !specs.has(path)) return false;
+    const type = headers["content-type"];
+    if (type === undefined || !CONTENT_TYPES.has(type)) return false;
+    const encoding = headers["grpc-encoding"];
+    return encoding === undefined || encoding === "identity";
+  };
+
+  const serve = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    const path = headers[":path"]!;
+    const spec = specs.get(path)!;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let finished = false;
+    let controller: AbortController | undefined;
+    let deadline: NodeJS.Timeout | undefined;
+    const abort = (reason: unknown) => {
+      controller ??= new AbortController();
+      if (!controller.signal.aborted) controller.abort(reason);
+    };
+
+    const respondError = (error: ConnectError, responseHeader?: Headers, responseTrailer?: Headers) => {
+      if (stream.destroyed || stream.closed) return;
+      const trailer = setTrailerStatus(responseTrailer ?? new Headers(), error);
+      // Trailers-only: the status travels with the headers.
+      const out: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": RESPONSE_CONTENT_TYPE };
+      if (responseHeader) toNodeHeaders(responseHeader, out);
+      toNodeHeaders(trailer, out);
+      stream.respond(out, { endStream: true });
+    };
+
+    const run = async () => {
+      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (body.length === 0) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
+      if (body.length < 5) throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
+      if ((body[0]! & 0b1) !== 0) {
+        throw new ConnectError("protocol error: received compressed envelope, but no grpc-encoding", Code.Internal);
+      }
+      const length = body.readUInt32BE(1);
+      if (length > options.readMaxBytes) {
+        throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted);
+      }
+      if (body.length < 5 + length) throw new ConnectError(`protocol error: promised ${length} bytes in enveloped message, got ${body.length - 5} bytes`, Code.Internal);
+      if (body.length > 5 + length) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
+      let input;
+      try {
+        input = fromBinary(spec.method.input, body.subarray(5), { readUnknownFields: true, ...options.binaryOptions });
+      } catch (error) {
+        throw new ConnectError(`parse binary: ${error instanceof Error ? error.message : String(error)}`, Code.Internal);
+      }
+      const timeout = parseTimeout((headers["grpc-timeout"] as string | undefined) ?? null, Number.MAX_SAFE_INTEGER);
+      if (timeout.error) throw timeout.error;
+      let timeoutMs: () => number | undefined = () => undefined;
+      if (timeout.timeoutMs !== undefined) {
+        const at = Date.now() + timeout.timeoutMs;
+        timeoutMs = () => at - Date.now();
+        deadline = setTimeout(() => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
+      }
+      const responseHeader = new Headers({ "content-type": RESPONSE_CONTENT_TYPE });
+      const responseTrailer = new Headers({ "grpc-status": "0" });
+      const context: HandlerContext & { abort(reason?: unknown): void } = {
+        service: spec.method.parent,
+        method: spec.method,
+        protocolName: "grpc",
+        requestMethod: "POST",
+        url: `http://${String(headers[":authority"] ?? "localhost")}${path}`,
+        // Created on first use; aborted only when the call is cancelled or
+        // times out, never on normal completion.
+        get signal() {
+          controller ??= new AbortController();
+          return controller.signal;
+        },
+        timeoutMs,
+        requestHeader: fromNodeHeaders(headers),
+        responseHeader,
+        responseTrailer,
+        values: options.contextValues(),
+        abort,
+      };
+      try {
+        const output = await invokeUnaryImplementation(spec as never, context, input, options.interceptors);
+        let payload: Buffer | undefined;
+        if (options.sharedResponse?.(context.values)) {
+          payload = encoded.get(output);
+          if (!payload) encoded.set(output, (payload = frame(toBinary(spec.method.output, output))));
+        } else {
+          payload = frame(toBinary(spec.method.output, output));
+        }
+        if (stream.destroyed || stream.closed) return;
+        stream.respond(toNodeHeaders(responseHeader, { ":status": 200 }), { waitForTrailers: true });
+        stream.once("wantTrailers", () => stream.sendTrailers(toNodeHeaders(responseTrailer)));
+        stream.end(payload);
+      } catch (error) {
+        const connectError =
+          error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+        respondError(connectError, responseHeader, responseTrailer);
+      }
+    };
+
+    stream.on("data", (chunk: Buffer) => {
+      received += chunk.length;
+      // One frame at most: stop buffering once a request cannot be valid.
+      if (received > options.readMaxBytes + 10) {
+        if (!finished) {
+          finished = true;
+          respondError(new ConnectError(`message is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted));
+        }
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.on("end", () => {
+      if (finished) return;
+      run()
+        .catch((error: unknown) =>
+          respondError(error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error)),
+        )
+        .finally(() => {
+          finished = true;
+          clearTimeout(deadline);
+        });
+    });
+    stream.on("close", () => {
+      clearTimeout(deadline);
+      if (!finished) abort(new ConnectError("the call was cancelled", Code.Canceled));
+    });
+    stream.on("error", () => {});
+  };
+
+  return {
+    routes(routes) {
+      return (router) => {
+        const recording = new Proxy(router, {
+          get(target, property, receiver) {
+            if (property === "service") {
+              return (service: DescService, implementation: unknown, ...rest: unknown[]) => {
+                record(service, implementation);
+                (target.service as (...args: unknown[]) => unknown).call(target, service, implementation, ...rest);
+                return recording;
+              };
+            }
+            const value = Reflect.get(target, property, receiver) as unknown;
+            return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        routes(recording);
+      };
+    },
+
+    install(server) {
+      // The request handler given to http2.createServer listens for
+      // "stream"; eligible streams are taken before it sees them.
+      const others = server.listeners("stream") as Array<(...args: unknown[]) => void>;
+      server.removeAllListeners("stream");
+      server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+        if (accepts(headers)) serve(stream, headers);
+        else for (const listener of others) listener.call(server, stream, headers, ...rest);
+      });
+    },
+  };
+}
