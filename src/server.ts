@@ -157,8 +157,8 @@ export function createServer(deps: ServerDeps): Server {
     session.once("close", () => sessions.delete(session));
   });
 
-  // No Nagle: gRPC answers are several small writes (headers, data,
-  // trailers); delaying them for an ACK costs tens of milliseconds at p99.
+  // No Nagle, as Node's own HTTP servers: an RPC answer is several small
+  // writes (headers, data, trailers) that should not wait for an ACK.
   const tcp = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
