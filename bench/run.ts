@@ -7,12 +7,11 @@ import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process
 import { once } from "node:events";
 import fs from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { createTenancyClients } from "../src/client.js";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "../src/database/embedded-postgres.js";
+import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from "../src/database/embedded-postgres.js";
 import { initORM, migrate } from "../src/database/orm.js";
 import type { RunMessage, RunResult, SetupMessage } from "./load.js";
 import { formatProfile, summarizeProfile, type ProfileSummary } from "./profile.js";
@@ -112,17 +111,6 @@ const median = (values: number[]) => {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const CLK_TCK = (() => {
   try {

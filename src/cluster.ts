@@ -1,6 +1,6 @@
 import cluster, { type Worker } from "node:cluster";
 import type { Config } from "./config.js";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "./database/embedded-postgres.js";
+import { openDatabase } from "./database/embedded-postgres.js";
 import { initORM, migrate } from "./database/orm.js";
 import type { Logger } from "./logger.js";
 
@@ -17,15 +17,7 @@ const MAX_RESTARTS_PER_MINUTE = 5;
  * every worker to drain, then stops the database.
  */
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
-  let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    log.info({ dataDir: config.dataDir }, "DATABASE_URL is not set: starting the embedded PostgreSQL");
-    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.debug({ postgres: line }) });
-    databaseUrl = embedded.url;
-  }
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
+  const { url: databaseUrl, embedded } = await openDatabase(config, log);
 
   if (config.migrateOnStart) {
     const orm = await initORM({ databaseUrl, poolSize: 1, logger: (m) => log.debug(m) });

@@ -1,7 +1,7 @@
 import cluster from "node:cluster";
 import { ConfigError, loadConfig } from "./config.js";
 import { runPrimary } from "./cluster.js";
-import { startEmbeddedPostgres, type EmbeddedDatabase } from "./database/embedded-postgres.js";
+import { openDatabase } from "./database/embedded-postgres.js";
 import { initORM, migrate } from "./database/orm.js";
 import { createLogger } from "./logger.js";
 import { createServer } from "./server.js";
@@ -26,17 +26,7 @@ async function main(): Promise<void> {
     return;
   }
 
-  let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    log.info({ dataDir: config.dataDir }, "DATABASE_URL is not set: starting the embedded PostgreSQL");
-    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.debug({ postgres: line }) });
-    databaseUrl = embedded.url;
-  }
-  // embedded-postgres stops its server on SIGINT/SIGTERM and exits at once;
-  // this process shuts down in order instead (server, ORM, then database).
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
+  const { url: databaseUrl, embedded } = await openDatabase(config, log);
 
   const orm = await initORM({
     databaseUrl,

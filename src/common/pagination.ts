@@ -72,3 +72,20 @@ export function decodePageToken(
   }
   return { keys: (body as TokenBody).k };
 }
+
+/**
+ * Cuts the `limit + 1` rows a list query fetched into one page, and the token
+ * of the next page when there is one (the extra row says so).
+ */
+export function cutPage<Row extends { cursor: readonly string[] }>(
+  rows: Row[],
+  limit: number,
+  fingerprint: string,
+): { rows: Row[]; nextPageToken: string } {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    rows: page,
+    nextPageToken: rows.length > limit && last ? encodePageToken(fingerprint, { keys: [...last.cursor] }) : "",
+  };
+}

