@@ -34,7 +34,12 @@ export function healthHandler(monitor: HealthMonitor, services: readonly string[
     async *watch(req, ctx) {
       if (!known.has(req.service)) {
         yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
-        await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+        if (!monitor.isStopped) {
+          await new Promise<void>((resolve) => {
+            ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+            monitor.once("stopped", resolve);
+          });
+        }
         return;
       }
       // Queue changes so that none is lost between two yields.
@@ -46,12 +51,14 @@ export function healthHandler(monitor: HealthMonitor, services: readonly string[
       };
       const onAbort = () => wake?.();
       monitor.on("change", onChange);
+      monitor.on("stopped", onAbort);
       ctx.signal.addEventListener("abort", onAbort, { once: true });
       try {
         let last: ServingState | undefined;
         while (!ctx.signal.aborted) {
           const state = pending.shift();
           if (state === undefined) {
+            if (monitor.isStopped) break; // the server is shutting down: end the stream
             await new Promise<void>((resolve) => (wake = resolve));
             wake = undefined;
             continue;
@@ -62,6 +69,7 @@ export function healthHandler(monitor: HealthMonitor, services: readonly string[
         }
       } finally {
         monitor.off("change", onChange);
+        monitor.off("stopped", onAbort);
         ctx.signal.removeEventListener("abort", onAbort);
       }
     },

@@ -9,7 +9,7 @@ export type ServingState = "SERVING" | "NOT_SERVING";
  * a connection of its own (so a busy pool never looks like an outage), and
  * tells listeners when that changes.
  */
-export class HealthMonitor extends EventEmitter<{ change: [ServingState] }> {
+export class HealthMonitor extends EventEmitter<{ change: [ServingState]; stopped: [] }> {
   private current: ServingState = "NOT_SERVING";
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -33,10 +33,16 @@ export class HealthMonitor extends EventEmitter<{ change: [ServingState] }> {
     this.schedule();
   }
 
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** Reports NOT_SERVING for good; Watch streams then end, so shutdown need not wait for them. */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
     this.set("NOT_SERVING");
+    this.emit("stopped");
   }
 
   private schedule(): void {

@@ -131,21 +131,24 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
     const run = async () => {
       const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       if (body.length === 0) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
-      if (body.length < 5) throw new ConnectError("protocol error: incomplete envelope", Code.Internal);
+      // Malformed input is the client's error, so INVALID_ARGUMENT here,
+      // where Connect's adapter says INTERNAL (this service treats INTERNAL
+      // as a bug of its own).
+      if (body.length < 5) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
       if ((body[0]! & 0b1) !== 0) {
-        throw new ConnectError("protocol error: received compressed envelope, but no grpc-encoding", Code.Internal);
+        throw new ConnectError("protocol error: received compressed envelope, but no grpc-encoding", Code.InvalidArgument);
       }
       const length = body.readUInt32BE(1);
       if (length > options.readMaxBytes) {
         throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted);
       }
-      if (body.length < 5 + length) throw new ConnectError(`protocol error: promised ${length} bytes in enveloped message, got ${body.length - 5} bytes`, Code.Internal);
+      if (body.length < 5 + length) throw new ConnectError(`protocol error: promised ${length} bytes in enveloped message, got ${body.length - 5} bytes`, Code.InvalidArgument);
       if (body.length > 5 + length) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
       let input;
       try {
         input = fromBinary(spec.method.input, body.subarray(5), { readUnknownFields: true, ...options.binaryOptions });
       } catch (error) {
-        throw new ConnectError(`parse binary: ${error instanceof Error ? error.message : String(error)}`, Code.Internal);
+        throw new ConnectError(`parse binary: ${error instanceof Error ? error.message : String(error)}`, Code.InvalidArgument);
       }
       const timeout = parseTimeout((headers["grpc-timeout"] as string | undefined) ?? null, Number.MAX_SAFE_INTEGER);
       if (timeout.error) throw timeout.error;

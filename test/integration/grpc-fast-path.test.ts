@@ -94,14 +94,14 @@ describe("the gRPC fast path", () => {
     expect(fast.headers["x-request-id"]).toBeTruthy();
   });
 
-  it("refuses malformed calls with the codes Connect uses", async () => {
+  it("refuses malformed calls: INVALID_ARGUMENT for bytes that are not a message (Connect's adapter says INTERNAL)", async () => {
     const path = "/tenancy.v1.TenantService/GetTenant";
     const one = getTenant("6d5f6c1e-1f7a-4a8e-9a52-1c9b8f0e2a11");
     expect(status(await call(path, Buffer.alloc(0)))).toBe(String(Code.Unimplemented)); // no message
     expect(status(await call(path, Buffer.concat([plain(one), plain(one)])))).toBe(String(Code.Unimplemented)); // two messages
-    expect(status(await call(path, plain(one).subarray(0, 8)))).toBe(String(Code.Internal)); // cut short
-    expect(status(await call(path, frame(one, true)))).toBe(String(Code.Internal)); // compressed, no grpc-encoding
-    expect(status(await call(path, plain(Buffer.from([0xff, 0xff, 0xff]))))).toBe(String(Code.Internal)); // not protobuf
+    expect(status(await call(path, plain(one).subarray(0, 8)))).toBe(String(Code.InvalidArgument)); // cut short
+    expect(status(await call(path, frame(one, true)))).toBe(String(Code.InvalidArgument)); // compressed, no grpc-encoding
+    expect(status(await call(path, plain(Buffer.from([0xff, 0xff, 0xff]))))).toBe(String(Code.InvalidArgument)); // not protobuf
     const huge = Buffer.alloc(5);
     huge.writeUInt32BE(64 * 1024 * 1024, 1);
     expect(status(await call(path, huge))).toBe(String(Code.ResourceExhausted));

@@ -97,4 +97,18 @@ describe("grpc.health.v1.Health", () => {
     await watching;
     expect(seen).toEqual([Status.SERVING, Status.NOT_SERVING, Status.SERVING]);
   });
+
+  it("ends Watch streams with NOT_SERVING when the server shuts down", async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: server.baseUrl }));
+    const seen: Status[] = [];
+    const watching = (async () => {
+      for await (const res of health.watch({ service: "" })) seen.push(res.status);
+      return "ended";
+    })();
+    await until(async () => seen.length, (n) => n > 0);
+    server.health.stop();
+    const outcome = await Promise.race([watching, new Promise((r) => setTimeout(() => r("still open"), 5_000))]);
+    expect(outcome).toBe("ended");
+    expect(seen).toEqual([Status.SERVING, Status.NOT_SERVING]);
+  });
 });

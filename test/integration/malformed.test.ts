@@ -64,7 +64,7 @@ describe("malformed requests get clean errors, and the server stays up", () => {
     const res = await raw(path, grpc, body());
     expect(res.status).toBe(200);
     const status = grpcStatus(res);
-    expect([3, 12, 13]).toContain(status); // INVALID_ARGUMENT, UNIMPLEMENTED (compression), or INTERNAL from the framework
+    expect(status).toBe(3); // INVALID_ARGUMENT: the request is malformed
     expect(String(res.trailers["grpc-message"] ?? "")).not.toMatch(/\s+at\s+\S+:\d+/); // no stack trace
   });
 
@@ -73,10 +73,9 @@ describe("malformed requests get clean errors, and the server stays up", () => {
     expect(grpcStatus(res)).toBe(8);
   });
 
-  it("answers invalid protobuf bytes without a crash or a leak of internals", async () => {
+  it("answers invalid protobuf bytes with INVALID_ARGUMENT, without a leak of internals", async () => {
     const res = await raw(path, grpc, frame(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])));
-    const status = grpcStatus(res);
-    expect(status).not.toBe(0);
+    expect(grpcStatus(res)).toBe(3);
     expect(String(res.trailers["grpc-message"] ?? "")).not.toMatch(/SELECT|INSERT|\s+at\s+\S+:\d+/);
   });
 
