@@ -74,4 +74,19 @@ describe("request_id (AIP-155)", () => {
     const withoutId = await rpcError(server.grpc.memberships.createMembership({ membership }));
     expect(describeError(withoutId)).toEqual({ code: "AlreadyExists", reason: "MEMBERSHIP_EXISTS" });
   });
+
+  it("recognises a retry on another instance, and after that instance restarts", async () => {
+    const requestId = crypto.randomUUID();
+    const tenant = input();
+    const first = await server.grpc.tenants.createTenant({ tenant, requestId });
+    for (let i = 0; i < 2; i++) {
+      // A fresh instance each time: nothing is remembered in memory.
+      const other = await startTestServer({ databaseUrl: server.databaseUrl });
+      try {
+        expect(await other.grpc.tenants.createTenant({ tenant, requestId })).toEqual(first);
+      } finally {
+        await other.close();
+      }
+    }
+  });
 });
