@@ -10,7 +10,7 @@ import { createCors } from "./http/cors.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
 import { Metrics } from "./metrics/metrics.js";
 import type { TenantRules } from "./tenants/tenant.service.js";
-import { kEntityManager } from "./rpc/context.js";
+import { kEntityManager, RequestEntityManager } from "./rpc/context.js";
 import { errorInterceptor } from "./rpc/error.interceptor.js";
 import { loggingInterceptor } from "./rpc/logging.interceptor.js";
 import { deadlineInterceptor } from "./rpc/deadline.interceptor.js";
@@ -80,7 +80,7 @@ export function createServer(deps: ServerDeps): Server {
     tenantCache.interceptor,
     deadlineInterceptor(),
   ];
-  const contextValues = () => createContextValues().set(kEntityManager, deps.orm.em.fork());
+  const contextValues = () => createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em));
   const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
   const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
   // Unary gRPC with binary protobuf, the common case, skips Connect's generic

@@ -4,7 +4,7 @@ import { Health } from "../../gen/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { isUuid } from "../common/ids.js";
-import { kEntityManager } from "../rpc/context.js";
+import { requestEntityManager } from "../rpc/context.js";
 import type { AuthConfig } from "./auth.config.js";
 import { authorize } from "./policy.js";
 import { kPrincipal, type Principal } from "./principal.js";
@@ -70,9 +70,9 @@ export function authInterceptor(config: AuthConfig, log: Logger): Interceptor {
     const principal = await authenticator.authenticate(req.header);
     req.contextValues.set(kPrincipal, principal);
     const procedure = `${req.method.parent.typeName}/${req.method.name}`;
-    const em = req.contextValues.get(kEntityManager);
-    if (!em) throw new Error("no entity manager in the request context");
-    const decision = await authorize(principal, { procedure, message: req.stream ? undefined : req.message }, em);
+    const decision = await authorize(principal, { procedure, message: req.stream ? undefined : req.message }, () =>
+      requestEntityManager(req.contextValues),
+    );
     if (!decision.allowed) {
       log.info({ procedure, userId: principal.userId }, "permission denied");
       throw new ConnectError(decision.message, Code.PermissionDenied);

@@ -1,16 +1,39 @@
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { createContextKey, type ContextValues, type HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { principalOf } from "../auth/principal.js";
 
-/** The request's own fork of the entity manager, set when the request arrives. */
-export const kEntityManager = createContextKey<EntityManager | undefined>(undefined, {
+/**
+ * The request's own entity manager, forked from the ORM's on first use:
+ * a request answered from the cache, or refused, never pays for a fork.
+ */
+export class RequestEntityManager {
+  private current: EntityManager | undefined;
+
+  constructor(private readonly root: EntityManager) {}
+
+  get em(): EntityManager {
+    return (this.current ??= this.root.fork());
+  }
+
+  /** From now on the request works in this one (a transaction's). */
+  use(em: EntityManager): void {
+    this.current = em;
+  }
+}
+
+/** Set for every request when it arrives (see server.ts). */
+export const kEntityManager = createContextKey<RequestEntityManager | undefined>(undefined, {
   description: "the request's entity manager",
 });
 
+export function requestEntityManager(values: ContextValues): EntityManager {
+  const holder = values.get(kEntityManager);
+  if (!holder) throw new Error("no entity manager in the request context");
+  return holder.em;
+}
+
 export function entityManager(ctx: HandlerContext): EntityManager {
-  const em = ctx.values.get(kEntityManager);
-  if (!em) throw new Error("no entity manager in the handler context");
-  return em;
+  return requestEntityManager(ctx.values);
 }
 
 /**

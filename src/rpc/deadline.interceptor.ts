@@ -27,15 +27,15 @@ export function requestTimeoutMs(header: Headers): number | undefined {
 export function deadlineInterceptor(): Interceptor {
   return (next) => async (req) => {
     const timeoutMs = requestTimeoutMs(req.header);
-    const em = req.contextValues.get(kEntityManager);
-    if (timeoutMs === undefined || !em || req.method.methodKind !== "unary" || isAnsweredFromCache(req.contextValues)) return next(req);
+    const holder = req.contextValues.get(kEntityManager);
+    if (timeoutMs === undefined || !holder || req.method.methodKind !== "unary" || isAnsweredFromCache(req.contextValues)) return next(req);
     const budget = Math.max(1, Math.floor(timeoutMs));
-    return em.transactional(async (tx) => {
+    return holder.em.transactional(async (tx) => {
       await sqlQuery(tx, `SELECT set_config('statement_timeout', ?, true), set_config('lock_timeout', ?, true)`, [
         `${budget}ms`,
         `${budget}ms`,
       ]);
-      req.contextValues.set(kEntityManager, tx);
+      holder.use(tx);
       return next(req);
     });
   };

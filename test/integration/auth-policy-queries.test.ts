@@ -55,7 +55,7 @@ describe("the policy reads with one indexed query per RPC", () => {
     knex.on("query", record);
     let decision;
     try {
-      decision = await authorize({ userId: caller, platformAdmin: false }, request() as never, server.orm.em.fork());
+      decision = await authorize({ userId: caller, platformAdmin: false }, request() as never, () => server.orm.em.fork());
     } finally {
       knex.off("query", record);
     }
