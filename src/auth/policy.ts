@@ -4,9 +4,9 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { TenantSchema, TenantService, type LookupTenantRequest, type UpdateTenantRequest } from "../../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../../gen/tenancy/v1/membership_pb.js";
 import { invalidArgument, Violations } from "../common/errors.js";
-import { isUuid, requireId } from "../common/ids.js";
+import { optionalId, requireId } from "../common/ids.js";
 import { hasAdminRole } from "../memberships/membership.roles.js";
-import { checkDomain } from "../tenants/tenant.validation.js";
+import { checkDomain, couldBeStoredName } from "../tenants/tenant.validation.js";
 import { parseTenantMask } from "../tenants/tenant.update-mask.js";
 import { principalOf, type Principal } from "./principal.js";
 import { PolicyRepository } from "./policy.repository.js";
@@ -76,8 +76,7 @@ class Caller {
     if (key.case === "name") {
       const name = key.value.trim();
       if (name === "") throw invalidArgument("name", "must not be empty");
-      // A name no tenant can have (see TenantService.lookupByName) matches none.
-      if ([...name].length > 255 || name.includes("\u0000")) return undefined;
+      if (!couldBeStoredName(name)) return undefined;
       return this.access.rolesInTenantWithName(name, this.userId);
     }
     throw invalidArgument("key", "set either domain or name");
@@ -99,11 +98,6 @@ function rule<I extends DescMessage, O extends DescMessage>(method: DescMethodUn
 const member = (roles: string[] | undefined): Decision => (roles ? ALLOW : deny(NOT_A_MEMBER));
 const admin = (roles: string[] | undefined): Decision => (hasAdminRole(roles) ? ALLOW : deny(NOT_TENANT_ADMIN));
 
-function optionalId(value: string, field: string, violations: Violations): string | undefined {
-  if (value === "") return undefined;
-  if (!isUuid(value)) violations.add(field, `must be a UUID, got "${value.slice(0, 64)}"`);
-  return value.toLowerCase();
-}
 
 /**
  * Fields of Tenant that a tenant administrator's update may carry when its

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AbortedError, FailedPreconditionError, invalidArgument, NotFoundError, Violations } from "../common/errors.js";
-import { isUuid, requireId } from "../common/ids.js";
+import { isUuid, optionalId, requireId } from "../common/ids.js";
 import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { Membership } from "./membership.entity.js";
 import { MEMBERSHIP_NOT_FOUND, MembershipRepository } from "./membership.repository.js";
@@ -42,14 +42,6 @@ export interface MembershipPage {
   totalSize: number;
 }
 
-function optionalId(value: string, field: string, violations: Violations): string | undefined {
-  if (value === "") return undefined;
-  if (!isUuid(value)) {
-    violations.add(field, `must be a UUID, got "${value.slice(0, 64)}"`);
-    return undefined;
-  }
-  return value.toLowerCase();
-}
 
 export class MembershipService {
   private readonly memberships: MembershipRepository;

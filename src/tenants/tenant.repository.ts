@@ -53,9 +53,12 @@ export class TenantRepository {
 
   async findByName(name: string): Promise<Tenant> {
     // lower(name) is what the unique index holds, so this is an index lookup.
-    const rows = await sqlQuery<Record<string, unknown>>(this.em, `SELECT * FROM "Tenants" WHERE lower(name) = lower(?) AND state <> 'DELETED' LIMIT 1`, [name]);
-    if (rows.length === 0) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the name ${name}`, { name });
-    return this.em.map(Tenant, rows[0]!);
+    const tenant = await this.findOneBySql(
+      `SELECT * FROM "Tenants" WHERE lower(name) = lower(?) AND state <> 'DELETED' LIMIT 1`,
+      [name],
+    );
+    if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the name ${name}`, { name });
+    return tenant;
   }
 
   /** Inserts a new (unpersisted) tenant with one statement, turning unique violations into ALREADY_EXISTS. */

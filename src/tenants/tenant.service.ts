@@ -8,7 +8,7 @@ import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/
 import { Membership } from "../memberships/membership.entity.js";
 import { Tenant } from "./tenant.entity.js";
 import { TENANT_NOT_FOUND, TenantRepository, type SortColumn } from "./tenant.repository.js";
-import { checkDomain, checkName, checkParams } from "./tenant.validation.js";
+import { checkDomain, checkName, checkParams, couldBeStoredName } from "./tenant.validation.js";
 import { applyParamsKey, parseTenantMask } from "./tenant.update-mask.js";
 import { tenantEtag } from "./tenant.mapper.js";
 import { compileTenantFilter, FilterError } from "./filter/index.js";
@@ -147,11 +147,7 @@ export class TenantService {
   lookupByName(raw: string): Promise<Tenant> {
     const name = raw.trim();
     if (name === "") throw invalidArgument("name", "must not be empty");
-    // A name that could never be stored cannot match: answer NOT_FOUND
-    // without asking the database (and without sending it NUL bytes).
-    if ([...name].length > 255 || name.includes("\u0000")) {
-      throw new NotFoundError(TENANT_NOT_FOUND, "no tenant has this name");
-    }
+    if (!couldBeStoredName(name)) throw new NotFoundError(TENANT_NOT_FOUND, "no tenant has this name");
     return this.tenants.findByName(name);
   }
 

@@ -7,6 +7,15 @@ export const PARAMS_MAX_BYTES = 64 * 1024;
 /** Deeper objects are refused: PostgreSQL and JSON parsers recurse on depth. */
 export const PARAMS_MAX_DEPTH = 32;
 
+/**
+ * Whether a (trimmed) name given to a lookup could belong to some tenant; one
+ * that could not matches none, and is not sent to the database (PostgreSQL
+ * text cannot hold NUL).
+ */
+export function couldBeStoredName(name: string): boolean {
+  return [...name].length <= NAME_MAX_CHARS && !name.includes("\u0000");
+}
+
 /** Trims a name and reports why it is not acceptable, if it is not. */
 export function checkName(raw: string, field: string, violations: Violations): string {
   const name = raw.trim();
