@@ -66,6 +66,17 @@ export const LIST_FILTER = 'params.plan = "pro"';
  * adds BEGIN/COMMIT and its own checks around them: that is overhead the
  * ratio is meant to show).
  */
+/**
+ * What the service sends instead of the baseline's statement where it
+ * coalesces concurrent reads (src/tenants/tenant.loader.ts): the same
+ * indexed lookup for every key of a batch at once. The baseline keeps the
+ * one-row statement per request: that is the ceiling the ratio compares with.
+ */
+export const coalescedSql: Partial<Record<keyof typeof baselineSql, string>> = {
+  get: `SELECT * FROM "Tenants" WHERE tenant_id = ANY($1::uuid[])`,
+  lookup: `SELECT * FROM "Tenants" WHERE domain = ANY($1::text[]) AND state <> 'DELETED'`,
+};
+
 export const baselineSql = {
   get: [`SELECT * FROM "Tenants" WHERE tenant_id = $1::uuid LIMIT 1`],
   lookup: [`SELECT * FROM "Tenants" WHERE domain = $1 AND state <> 'DELETED' LIMIT 1`],

@@ -17,6 +17,7 @@ import { deadlineInterceptor } from "./rpc/deadline.interceptor.js";
 import { isLoopbackHost, type AuthConfig } from "./auth/auth.config.js";
 import { authInterceptor } from "./auth/auth.interceptor.js";
 import { createTenantCaching, isAnsweredFromCache, type TenantCaching, type TenantCachingOptions } from "./cache/tenant-caching.js";
+import { isCoalescedTenantRead, TenantLoader } from "./tenants/tenant.loader.js";
 import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
 import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
@@ -48,6 +49,8 @@ export interface Server {
   close(graceMs?: number): Promise<void>;
   /** The tenant cache and its invalidation listener (for tests and diagnostics). */
   readonly tenantCache: TenantCaching;
+  /** The coalescing reader of GetTenant and LookupTenant by domain (for tests and diagnostics). */
+  readonly tenantLoader: TenantLoader;
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -78,8 +81,10 @@ export function createServer(deps: ServerDeps): Server {
     // outside the deadline's transaction (a hit opens none, and a write's
     // invalidation comes after its commit).
     tenantCache.interceptor,
-    deadlineInterceptor(),
+    // Coalesced reads wait for the deadline themselves, without a transaction.
+    deadlineInterceptor({ skip: (req) => isAnsweredFromCache(req.contextValues) || isCoalescedTenantRead(req.method, req.message) }),
   ];
+  const tenantLoader = new TenantLoader(deps.orm.em);
   const contextValues = () => createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em));
   const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
   const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
@@ -94,7 +99,7 @@ export function createServer(deps: ServerDeps): Server {
     sharedResponse: isAnsweredFromCache,
   });
   const rpc = connectNodeAdapter({
-    routes: grpcFastPath.routes(routes({ health: deps.health, tenantRules: deps.tenantRules })),
+    routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantRules: deps.tenantRules })),
     interceptors,
     contextValues,
     readMaxBytes,
@@ -186,6 +191,7 @@ export function createServer(deps: ServerDeps): Server {
 
   return {
     tenantCache,
+    tenantLoader,
     listen(port, host) {
       // The configuration refuses this too; this guard also covers servers built in code.
       if (auth.mode === "none" && !isLoopbackHost(host)) {

@@ -49,6 +49,9 @@ function isUnavailable(error: unknown): boolean {
 export function toRpcError(error: unknown, log: Logger, procedure: string): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof DomainError) return toConnectError(error);
+  // The request's signal, aborted because the client went away while the
+  // handler waited on it (nobody reads this answer).
+  if ((error as Error | null)?.name === "AbortError") return new ConnectError("the call was cancelled", Code.Canceled);
   if (isUnavailable(error)) {
     log.warn({ procedure, err: error }, "database unavailable");
     return new ConnectError("the database is unavailable, retry later", Code.Unavailable);

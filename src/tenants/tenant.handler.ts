@@ -13,7 +13,8 @@ import { checkRequestId } from "../common/ids.js";
 import { tenantsVisibleTo } from "../auth/policy.js";
 import { entityManager } from "../rpc/context.js";
 import { toTenantMessage } from "./tenant.mapper.js";
-import { defaultTenantRules, TenantService, type RequestedState, type TenantRules } from "./tenant.service.js";
+import { defaultTenantRules, TenantReads, TenantService, type RequestedState, type TenantRules } from "./tenant.service.js";
+import type { LoadDeadline, TenantLoader } from "./tenant.loader.js";
 
 function requestedState(state: State, field: string): RequestedState {
   switch (state) {
@@ -28,9 +29,22 @@ function requestedState(state: State, field: string): RequestedState {
   }
 }
 
+export interface TenantHandlerDeps {
+  loader: TenantLoader;
+  rules?: TenantRules;
+}
+
+/** The caller's deadline, for reads that do not run in the deadline's transaction. */
+function deadlineOf(ctx: HandlerContext): LoadDeadline | undefined {
+  const timeoutMs = ctx.timeoutMs();
+  return timeoutMs === undefined ? undefined : { signal: ctx.signal, timeoutMs };
+}
+
 /** Thin: decode the request, call the service, map the entity to the wire. */
-export function tenantHandler(rules: TenantRules = defaultTenantRules): ServiceImpl<typeof TenantServiceDesc> {
+export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof TenantServiceDesc> {
+  const rules = deps.rules ?? defaultTenantRules;
   const service = (ctx: HandlerContext) => new TenantService(entityManager(ctx), rules);
+  const reads = new TenantReads(deps.loader);
   return {
     async createTenant(req, ctx) {
       if (!req.tenant) throw invalidArgument("tenant", "is required");
@@ -46,13 +60,13 @@ export function tenantHandler(rules: TenantRules = defaultTenantRules): ServiceI
     },
 
     async getTenant(req, ctx) {
-      return toTenantMessage(await service(ctx).get(req.id));
+      return toTenantMessage(await reads.get(req.id, deadlineOf(ctx)));
     },
 
     async lookupTenant(req, ctx) {
       switch (req.key.case) {
         case "domain":
-          return toTenantMessage(await service(ctx).lookupByDomain(req.key.value));
+          return toTenantMessage(await reads.lookupByDomain(req.key.value, deadlineOf(ctx)));
         case "name":
           return toTenantMessage(await service(ctx).lookupByName(req.key.value));
         default:

@@ -29,20 +29,13 @@ export interface ListQuery {
 export class TenantRepository {
   constructor(private readonly em: EntityManager) {}
 
-  async findById(id: string, lock = false): Promise<Tenant> {
-    // Plain reads (the GetTenant hot path) as one indexed query: findOne
-    // costs about 130 µs more CPU per call (bench/, README "Performance").
-    const tenant = lock
-      ? await this.em.findOne(Tenant, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE })
-      : await this.findOneBySql(`SELECT * FROM "Tenants" WHERE tenant_id = ?::uuid LIMIT 1`, [id]);
+  /**
+   * The tenant, locked for update in the current transaction, as a managed
+   * entity. Plain reads go through TenantLoader instead.
+   */
+  async findForUpdate(id: string): Promise<Tenant> {
+    const tenant = await this.em.findOne(Tenant, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `tenant ${id} not found`, { id });
-    return tenant;
-  }
-
-  /** Deleted tenants are not found by domain or name (AIP-164). */
-  async findByDomain(domain: string): Promise<Tenant> {
-    const tenant = await this.findOneBySql(`SELECT * FROM "Tenants" WHERE domain = ? AND state <> 'DELETED' LIMIT 1`, [domain]);
-    if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the domain ${domain}`, { domain });
     return tenant;
   }
 
@@ -51,6 +44,7 @@ export class TenantRepository {
     return rows[0] && this.em.map(Tenant, rows[0]);
   }
 
+  /** Deleted tenants are not found by name (AIP-164). */
   async findByName(name: string): Promise<Tenant> {
     // lower(name) is what the unique index holds, so this is an index lookup.
     const tenant = await this.findOneBySql(

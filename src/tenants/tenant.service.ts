@@ -11,6 +11,7 @@ import { TENANT_NOT_FOUND, TenantRepository, type SortColumn } from "./tenant.re
 import { checkDomain, checkName, checkParams, couldBeStoredName } from "./tenant.validation.js";
 import { applyParamsKey, parseTenantMask } from "./tenant.update-mask.js";
 import { tenantEtag } from "./tenant.mapper.js";
+import type { LoadDeadline, TenantLoader } from "./tenant.loader.js";
 import { compileTenantFilter, FilterError } from "./filter/index.js";
 
 export const ETAG_MISMATCH = "ETAG_MISMATCH";
@@ -97,6 +98,31 @@ function checkCursor(order: SortColumn[], keys: string[]): void {
   if (!ok) throw invalidArgument("page_token", "is malformed: pass the next_page_token of a previous response");
 }
 
+/**
+ * GetTenant and LookupTenant by domain, the resolve path that every request
+ * of the platform starts with: read through the shared, coalescing loader,
+ * without an entity manager of the request's own.
+ */
+export class TenantReads {
+  constructor(private readonly loader: TenantLoader) {}
+
+  async get(id: string, deadline?: LoadDeadline): Promise<Tenant> {
+    const tenant = await this.loader.byId(requireId(id, "id"), deadline);
+    if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `tenant ${id} not found`, { id });
+    return tenant;
+  }
+
+  /** Deleted tenants are not found by domain (AIP-164). */
+  async lookupByDomain(raw: string, deadline?: LoadDeadline): Promise<Tenant> {
+    const violations = new Violations();
+    const domain = checkDomain(raw, "domain", violations);
+    violations.throwIfAny();
+    const tenant = await this.loader.byDomain(domain, deadline);
+    if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the domain ${domain}`, { domain });
+    return tenant;
+  }
+}
+
 /** The rules of tenants; one instance per request, on the request's entity manager. */
 export class TenantService {
   private readonly tenants: TenantRepository;
@@ -131,17 +157,6 @@ export class TenantService {
     // One INSERT, not a unit-of-work flush (BEGIN, INSERT, COMMIT): see README "Performance".
     await this.tenants.insert(tenant);
     return tenant;
-  }
-
-  get(id: string): Promise<Tenant> {
-    return this.tenants.findById(requireId(id, "id"));
-  }
-
-  lookupByDomain(raw: string): Promise<Tenant> {
-    const violations = new Violations();
-    const domain = checkDomain(raw, "domain", violations);
-    violations.throwIfAny();
-    return this.tenants.findByDomain(domain);
   }
 
   lookupByName(raw: string): Promise<Tenant> {
@@ -213,7 +228,7 @@ export class TenantService {
     // clients changing different params keys both keep their change.
     return this.em.transactional(async (em) => {
       const repository = new TenantRepository(em);
-      const tenant = await repository.findById(id, true);
+      const tenant = await repository.findForUpdate(id);
       checkEtag(tenant, changes.etag);
       if (tenant.state === "DELETED") throw deleted(tenant);
       let params = (tenant.params ?? {}) as JsonObject;
@@ -239,7 +254,7 @@ export class TenantService {
     const id = requireId(request.id, "id");
     try {
       return await this.em.transactional(async (em) => {
-        const tenant = await new TenantRepository(em).findById(id, true);
+        const tenant = await new TenantRepository(em).findForUpdate(id);
         checkEtag(tenant, request.etag);
         if (tenant.state === "DELETED") throw deleted(tenant);
         if (request.force) {
@@ -266,7 +281,7 @@ export class TenantService {
   async undelete(request: { id: string; etag: string }): Promise<Tenant> {
     const id = requireId(request.id, "id");
     return this.em.transactional(async (em) => {
-      const tenant = await new TenantRepository(em).findById(id, true);
+      const tenant = await new TenantRepository(em).findForUpdate(id);
       checkEtag(tenant, request.etag);
       if (tenant.state !== "DELETED") throw notDeleted(tenant);
       tenant.state = "ACTIVE";
@@ -282,7 +297,7 @@ export class TenantService {
   async purge(request: { id: string; etag: string }): Promise<void> {
     const id = requireId(request.id, "id");
     await this.em.transactional(async (em) => {
-      const tenant = await new TenantRepository(em).findById(id, true);
+      const tenant = await new TenantRepository(em).findForUpdate(id);
       checkEtag(tenant, request.etag);
       if (tenant.state !== "DELETED") throw notDeleted(tenant);
       await em.nativeDelete(Membership, { tenantId: id });

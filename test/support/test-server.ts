@@ -7,6 +7,7 @@ import { initORM, migrate } from "../../src/database/orm.js";
 import { createLogger } from "../../src/logger.js";
 import { createServer, type ServerDeps } from "../../src/server.js";
 import type { TenantCaching } from "../../src/cache/tenant-caching.js";
+import type { TenantLoader } from "../../src/tenants/tenant.loader.js";
 import { HealthMonitor } from "../../src/health/health.monitor.js";
 import { createTestDatabase } from "./database.js";
 
@@ -26,6 +27,7 @@ export interface TestServer {
   /** The test database's URL (pass as `databaseUrl` to start a second instance on it). */
   databaseUrl: string;
   tenantCache: TenantCaching;
+  tenantLoader: TenantLoader;
   close(): Promise<void>;
 }
 
@@ -90,6 +92,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     logs,
     databaseUrl: database.url,
     tenantCache: server.tenantCache,
+    tenantLoader: server.tenantLoader,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {

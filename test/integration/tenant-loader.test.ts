@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
+import pg from "pg";
+import { startTestServer, type TestServer } from "../support/test-server.js";
+import { describeError, rpcError } from "../support/errors.js";
+import { Tenant_State, type Tenant } from "../../src/client.js";
+
+// The cache is off: every GetTenant and LookupTenant by domain goes through
+// the coalescing loader to PostgreSQL.
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ tenantCacheSize: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+function unique(i: number) {
+  const tag = `${i}-${Math.random().toString(36).slice(2, 8)}`;
+  return { name: `Loader ${tag}`, domain: `loader-${tag}.example.org`, params: { i } };
+}
+
+const queriesById = () => server.tenantLoader.stats.byId.queries;
+
+describe("coalesced tenant reads", () => {
+  it("gives each of many concurrent callers its own answer, with fewer queries than requests", async () => {
+    const tenants: Tenant[] = [];
+    for (let i = 0; i < 20; i++) tenants.push(await server.grpc.tenants.createTenant({ tenant: unique(i) }));
+    const deleted = tenants[0]!;
+    await server.grpc.tenants.deleteTenant({ id: deleted.id });
+    const live = tenants.slice(1);
+    const unknownId = "00000000-0000-4000-8000-00000000abcd";
+
+    type Outcome = { id: string; state: Tenant_State } | { code: string; reason?: string };
+    const outcome = (call: Promise<Tenant>): Promise<Outcome> =>
+      call.then(
+        (t) => ({ id: t.id, state: t.state }),
+        (e: unknown) => describeError(e as never),
+      );
+    const calls: Array<{ call: () => Promise<Outcome>; expected: Outcome }> = [];
+    for (let round = 0; round < 6; round++) {
+      for (const t of live) {
+        calls.push({ call: () => outcome(server.grpc.tenants.getTenant({ id: t.id })), expected: { id: t.id, state: Tenant_State.ACTIVE } });
+        calls.push({
+          call: () => outcome(server.grpc.tenants.lookupTenant({ key: { case: "domain", value: t.domain.toUpperCase() } })),
+          expected: { id: t.id, state: Tenant_State.ACTIVE },
+        });
+      }
+      calls.push({ call: () => outcome(server.grpc.tenants.getTenant({ id: deleted.id.toUpperCase() })), expected: { id: deleted.id, state: Tenant_State.DELETED } });
+      calls.push({
+        call: () => outcome(server.grpc.tenants.lookupTenant({ key: { case: "domain", value: deleted.domain } })),
+        expected: { code: "NotFound", reason: "TENANT_NOT_FOUND" },
+      });
+      calls.push({ call: () => outcome(server.grpc.tenants.getTenant({ id: unknownId })), expected: { code: "NotFound", reason: "TENANT_NOT_FOUND" } });
+    }
+    const getCount = calls.length / 2;
+    const before = queriesById();
+    const outcomes = await Promise.all(calls.map((c) => c.call()));
+    expect(outcomes).toEqual(calls.map((c) => c.expected));
+    // 6 × 21 GetTenant calls at once on one HTTP/2 connection: they share queries.
+    const queries = queriesById() - before;
+    expect(queries).toBeGreaterThan(0);
+    expect(queries).toBeLessThan(getCount / 2);
+  });
+
+  it("answers the full tenant as GetTenant always has", async () => {
+    const created = await server.grpc.tenants.createTenant({ tenant: { ...unique(99), params: { plan: "pro", nested: { on: true } } } });
+    const read = await server.grpc.tenants.getTenant({ id: created.id });
+    expect(read).toEqual(created);
+    const byDomain = await server.connect.tenants.lookupTenant({ key: { case: "domain", value: `${created.domain}.` } });
+    expect(byDomain).toEqual(await server.connect.tenants.getTenant({ id: created.id }));
+  });
+
+  it("stops at the caller's deadline and has the database cancel the shared query", async () => {
+    const tenant = await server.grpc.tenants.createTenant({ tenant: unique(100) });
+    // An ACCESS EXCLUSIVE lock blocks even plain reads of the table.
+    const holder = new pg.Client({ connectionString: server.databaseUrl });
+    await holder.connect();
+    await holder.query("BEGIN");
+    await holder.query(`LOCK TABLE "Tenants" IN ACCESS EXCLUSIVE MODE`);
+    let patient: Promise<Tenant> | undefined;
+    try {
+      for (const client of [server.grpc, server.connect]) {
+        const error = await rpcError(client.tenants.getTenant({ id: tenant.id }, { timeoutMs: 300 }));
+        expect(error.code).toBe(Code.DeadlineExceeded);
+        const byDomain = await rpcError(client.tenants.lookupTenant({ key: { case: "domain", value: tenant.domain } }, { timeoutMs: 300 }));
+        expect(byDomain.code).toBe(Code.DeadlineExceeded);
+      }
+      await waitUntil(async () => (await blockedReads()) === 0);
+      // A caller without a deadline waits for the lock, and then gets its answer.
+      patient = server.grpc.tenants.getTenant({ id: tenant.id });
+      await waitUntil(async () => (await blockedReads()) === 1);
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    expect((await patient)?.id).toBe(tenant.id);
+  });
+});
+
+/** The loader's queries now waiting on a lock. */
+async function blockedReads(): Promise<number> {
+  const { rows } = await server.sql.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%= ANY(%'`,
+  );
+  return rows[0].n;
+}
+
+async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 3_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > until) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
