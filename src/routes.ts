@@ -8,6 +8,7 @@ import { tenantHandler } from "./tenants/tenant.handler.js";
 import { answeredFromCache } from "./cache/tenant-caching.js";
 import type { TenantRules } from "./tenants/tenant.service.js";
 import type { TenantLoader } from "./tenants/tenant.loader.js";
+import type { TenantInserter } from "./tenants/tenant.inserter.js";
 import { membershipHandler } from "./memberships/membership.handler.js";
 import { healthHandler } from "./health/health.handler.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
@@ -15,15 +16,16 @@ import { registerReflection } from "./reflection/reflection.routes.js";
 
 export interface RouteDeps {
   health: HealthMonitor;
-  /** Shared by every request (see tenant.loader.ts). */
+  /** Shared by every request (see tenant.loader.ts and tenant.inserter.ts). */
   tenantLoader: TenantLoader;
+  tenantInserter: TenantInserter;
   tenantRules?: TenantRules;
 }
 
 /** Every RPC service this server offers; shared by the server and the tests. */
 export function routes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
-    router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, rules: deps.tenantRules })));
+    router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, rules: deps.tenantRules })));
     router.service(MembershipService, membershipHandler);
     router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName]));
     registerReflection(router, [

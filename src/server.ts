@@ -18,6 +18,7 @@ import { isLoopbackHost, type AuthConfig } from "./auth/auth.config.js";
 import { authInterceptor } from "./auth/auth.interceptor.js";
 import { createTenantCaching, isAnsweredFromCache, type TenantCaching, type TenantCachingOptions } from "./cache/tenant-caching.js";
 import { isCoalescedTenantRead, TenantLoader } from "./tenants/tenant.loader.js";
+import { TenantInserter } from "./tenants/tenant.inserter.js";
 import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
 import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
@@ -51,6 +52,8 @@ export interface Server {
   readonly tenantCache: TenantCaching;
   /** The coalescing reader of GetTenant and LookupTenant by domain (for tests and diagnostics). */
   readonly tenantLoader: TenantLoader;
+  /** The coalescing writer of CreateTenant (for tests and diagnostics). */
+  readonly tenantInserter: TenantInserter;
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -85,6 +88,7 @@ export function createServer(deps: ServerDeps): Server {
     deadlineInterceptor({ skip: (req) => isAnsweredFromCache(req.contextValues) || isCoalescedTenantRead(req.method, req.message) }),
   ];
   const tenantLoader = new TenantLoader(deps.orm.em);
+  const tenantInserter = new TenantInserter(deps.orm.em);
   const contextValues = () => createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em));
   const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
   const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
@@ -99,7 +103,7 @@ export function createServer(deps: ServerDeps): Server {
     sharedResponse: isAnsweredFromCache,
   });
   const rpc = connectNodeAdapter({
-    routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantRules: deps.tenantRules })),
+    routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantInserter, tenantRules: deps.tenantRules })),
     interceptors,
     contextValues,
     readMaxBytes,
@@ -192,6 +196,7 @@ export function createServer(deps: ServerDeps): Server {
   return {
     tenantCache,
     tenantLoader,
+    tenantInserter,
     listen(port, host) {
       // The configuration refuses this too; this guard also covers servers built in code.
       if (auth.mode === "none" && !isLoopbackHost(host)) {

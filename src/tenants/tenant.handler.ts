@@ -11,10 +11,12 @@ import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkRequestId } from "../common/ids.js";
 import { tenantsVisibleTo } from "../auth/policy.js";
-import { entityManager } from "../rpc/context.js";
+import { entityManager, inTransaction } from "../rpc/context.js";
+import type { TenantInserter } from "./tenant.inserter.js";
 import { toTenantMessage } from "./tenant.mapper.js";
 import { defaultTenantRules, TenantReads, TenantService, type RequestedState, type TenantRules } from "./tenant.service.js";
-import type { LoadDeadline, TenantLoader } from "./tenant.loader.js";
+import type { TenantLoader } from "./tenant.loader.js";
+import type { Deadline } from "../database/batcher.js";
 
 function requestedState(state: State, field: string): RequestedState {
   switch (state) {
@@ -31,11 +33,12 @@ function requestedState(state: State, field: string): RequestedState {
 
 export interface TenantHandlerDeps {
   loader: TenantLoader;
+  inserter: TenantInserter;
   rules?: TenantRules;
 }
 
 /** The caller's deadline, for reads that do not run in the deadline's transaction. */
-function deadlineOf(ctx: HandlerContext): LoadDeadline | undefined {
+function deadlineOf(ctx: HandlerContext): Deadline | undefined {
   const timeoutMs = ctx.timeoutMs();
   return timeoutMs === undefined ? undefined : { signal: ctx.signal, timeoutMs };
 }
@@ -51,11 +54,13 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
       checkRequestId(req.requestId);
       const { tenant: input } = req;
       const state = requestedState(input.state, "tenant.state");
+      const fields = { name: input.name, domain: input.domain, params: input.params, state };
+      // The common case, coalesced with concurrent creates; a request_id or a
+      // deadline needs the request's own transaction.
+      if (req.requestId === "" && !inTransaction(ctx)) return toTenantMessage(await deps.inserter.create(fields));
       const key = { requestId: req.requestId, method: "CreateTenant", hash: req.requestId ? requestHash(req) : "" };
       return oncePerRequestId(entityManager(ctx), key, TenantSchema, async (em) =>
-        toTenantMessage(
-          await new TenantService(em, rules).create({ name: input.name, domain: input.domain, params: input.params, state }),
-        ),
+        toTenantMessage(await new TenantService(em, rules).create(fields)),
       );
     },
 

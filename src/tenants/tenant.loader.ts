@@ -1,131 +1,9 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { EntityManager, Platform } from "@mikro-orm/postgresql";
 import { TenantService as TenantServiceDesc } from "../../gen/tenancy/v1/tenant_pb.js";
+import { Batcher, type BatcherOptions, type Deadline } from "../database/batcher.js";
 import { sqlQuery } from "../database/sql.js";
 import type { Tenant } from "./tenant.entity.js";
-
-/** The caller's deadline: it stops waiting when `signal` aborts, `timeoutMs` from now. */
-export interface LoadDeadline {
-  signal: AbortSignal;
-  timeoutMs: number;
-}
-
-export interface BatcherOptions {
-  /** Most keys in one query. */
-  maxBatch: number;
-  /**
-   * Most queries running at once. While they all run, new keys wait and go
-   * out together in the next query: under load the batches grow, instead of
-   * a queue of single-row queries forming in front of the pool.
-   */
-  maxInFlight: number;
-}
-
-interface Waiter<V> {
-  resolve(value: V | undefined): void;
-  reject(error: unknown): void;
-  /** Epoch ms when this caller stops waiting; undefined: never. */
-  until: number | undefined;
-}
-
-/**
- * Coalesces lookups by key: the keys asked for while earlier queries run go
- * out together in one query, and each caller gets the value of its own key.
- * A query's timeout is the latest deadline of its callers (none if one of
- * them has none), so it never outlives all of them.
- */
-export class KeyBatcher<V> {
-  private pending = new Map<string, Waiter<V>[]>();
-  private inFlight = 0;
-  private scheduled = false;
-  readonly stats = { queries: 0, keys: 0 };
-
-  constructor(
-    private readonly query: (keys: string[], timeoutMs: number | undefined) => Promise<Map<string, V>>,
-    private readonly options: BatcherOptions,
-  ) {}
-
-  load(key: string, deadline?: LoadDeadline): Promise<V | undefined> {
-    if (deadline?.signal.aborted) return Promise.reject(deadline.signal.reason);
-    return new Promise((resolve, reject) => {
-      let waiter: Waiter<V> = { resolve, reject, until: undefined };
-      if (deadline) {
-        // The caller stops waiting at its deadline; the shared query goes on for the others.
-        const { signal } = deadline;
-        const onAbort = () => reject(signal.reason);
-        signal.addEventListener("abort", onAbort, { once: true });
-        waiter = {
-          resolve: (value) => {
-            signal.removeEventListener("abort", onAbort);
-            resolve(value);
-          },
-          reject: (error) => {
-            signal.removeEventListener("abort", onAbort);
-            reject(error);
-          },
-          until: Date.now() + deadline.timeoutMs,
-        };
-      }
-      const waiters = this.pending.get(key);
-      if (waiters) waiters.push(waiter);
-      else this.pending.set(key, [waiter]);
-      this.schedule();
-    });
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= this.options.maxInFlight || this.pending.size === 0) return;
-    this.scheduled = true;
-    // After the current I/O callbacks, so that the requests that arrived in
-    // the same read of a socket join this query.
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flush();
-    });
-  }
-
-  private flush(): void {
-    while (this.inFlight < this.options.maxInFlight && this.pending.size > 0) {
-      let batch: Map<string, Waiter<V>[]>;
-      if (this.pending.size <= this.options.maxBatch) {
-        batch = this.pending;
-        this.pending = new Map();
-      } else {
-        batch = new Map();
-        for (const [key, waiters] of this.pending) {
-          batch.set(key, waiters);
-          this.pending.delete(key);
-          if (batch.size === this.options.maxBatch) break;
-        }
-      }
-      this.run(batch);
-    }
-  }
-
-  private run(batch: Map<string, Waiter<V>[]>): void {
-    let until: number | undefined = 0;
-    for (const waiters of batch.values()) {
-      for (const w of waiters) until = w.until === undefined || until === undefined ? undefined : Math.max(until, w.until);
-    }
-    this.inFlight++;
-    this.stats.queries++;
-    this.stats.keys += batch.size;
-    const timeoutMs = until === undefined ? undefined : Math.max(1, until - Date.now());
-    this.query([...batch.keys()], timeoutMs)
-      .then(
-        (found) => {
-          for (const [key, waiters] of batch) for (const w of waiters) w.resolve(found.get(key));
-        },
-        (error: unknown) => {
-          for (const waiters of batch.values()) for (const w of waiters) w.reject(error);
-        },
-      )
-      .finally(() => {
-        this.inFlight--;
-        this.schedule();
-      });
-  }
-}
 
 /**
  * A `"Tenants"` row as `pg` returns it, mapped without the ORM: these reads
@@ -160,47 +38,48 @@ export function tenantFromRow(row: Record<string, unknown>, platform: Platform):
  * entity manager: nothing here is ever changed or flushed.
  */
 export class TenantLoader {
-  private readonly ids: KeyBatcher<Tenant>;
-  private readonly domains: KeyBatcher<Tenant>;
+  private readonly ids: Batcher<string, Tenant | undefined>;
+  private readonly domains: Batcher<string, Tenant | undefined>;
 
   constructor(orm: EntityManager, options: Partial<BatcherOptions> = {}) {
     // A fork of its own, never in a transaction, holding no entities.
     const em = orm.fork();
     const platform = em.getPlatform();
     const batching: BatcherOptions = { maxBatch: options.maxBatch ?? 256, maxInFlight: options.maxInFlight ?? 4 };
+    // Each key once in the query, however many callers asked for it.
     const read = async (sql: string, keys: string[], timeoutMs: number | undefined, keyOf: (t: Tenant) => string) => {
-      const rows = await sqlQuery<Record<string, unknown>>(em, sql, [keys], { timeoutMs });
+      const rows = await sqlQuery<Record<string, unknown>>(em, sql, [[...new Set(keys)]], { timeoutMs });
       const found = new Map<string, Tenant>();
       for (const row of rows) {
         const tenant = tenantFromRow(row, platform);
         found.set(keyOf(tenant), tenant);
       }
-      return found;
+      return keys.map((key) => ({ ok: true as const, value: found.get(key) }));
     };
-    this.ids = new KeyBatcher(
+    this.ids = new Batcher(
       (ids, timeoutMs) => read(`SELECT * FROM "Tenants" WHERE tenant_id = ANY(?::uuid[])`, ids, timeoutMs, (t) => t.id),
       batching,
     );
-    this.domains = new KeyBatcher(
+    this.domains = new Batcher(
       (domains, timeoutMs) =>
         read(`SELECT * FROM "Tenants" WHERE domain = ANY(?::text[]) AND state <> 'DELETED'`, domains, timeoutMs, (t) => t.domain),
       batching,
     );
   }
 
-  /** Queries sent and keys read, by id and by domain. */
+  /** Queries sent and lookups answered, by id and by domain. */
   get stats() {
     return { byId: { ...this.ids.stats }, byDomain: { ...this.domains.stats } };
   }
 
   /** The tenant with this id (a valid UUID), deleted or not. */
-  byId(id: string, deadline?: LoadDeadline): Promise<Tenant | undefined> {
-    return this.ids.load(id.toLowerCase(), deadline);
+  byId(id: string, deadline?: Deadline): Promise<Tenant | undefined> {
+    return this.ids.submit(id.toLowerCase(), deadline);
   }
 
   /** The tenant that is not deleted with this normalized domain. */
-  byDomain(domain: string, deadline?: LoadDeadline): Promise<Tenant | undefined> {
-    return this.domains.load(domain, deadline);
+  byDomain(domain: string, deadline?: Deadline): Promise<Tenant | undefined> {
+    return this.domains.submit(domain, deadline);
   }
 }
 

@@ -58,10 +58,35 @@ export class TenantRepository {
   /** Inserts a new (unpersisted) tenant with one statement, turning unique violations into ALREADY_EXISTS. */
   async insert(tenant: Tenant): Promise<void> {
     try {
-      await this.em.insert(tenant);
+      await this.em.insert(Tenant, tenant);
     } catch (error) {
       throw translateUniqueViolation(error);
     }
+  }
+
+  /**
+   * Inserts many new tenants with one statement, skipping those whose name
+   * or domain is taken (by a stored tenant or an earlier one of the list).
+   * Resolves with the ids inserted.
+   */
+  async insertMany(tenants: readonly Tenant[]): Promise<Set<string>> {
+    const rows = await sqlQuery<{ tenant_id: string }>(
+      this.em,
+      `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at, version, state)
+       SELECT * FROM unnest(?::uuid[], ?::text[], ?::text[], ?::jsonb[], ?::timestamptz[], ?::timestamptz[], ?::int[], ?::text[])
+       ON CONFLICT DO NOTHING RETURNING tenant_id`,
+      [
+        tenants.map((t) => t.id),
+        tenants.map((t) => t.name),
+        tenants.map((t) => t.domain),
+        tenants.map((t) => JSON.stringify(t.params ?? {})),
+        tenants.map((t) => t.createdAt.toISOString()),
+        tenants.map((t) => t.updatedAt.toISOString()),
+        tenants.map((t) => t.version),
+        tenants.map((t) => t.state),
+      ],
+    );
+    return new Set(rows.map((row) => row.tenant_id));
   }
 
   /** Flushes pending changes, turning unique violations into ALREADY_EXISTS. */

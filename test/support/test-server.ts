@@ -8,6 +8,7 @@ import { createLogger } from "../../src/logger.js";
 import { createServer, type ServerDeps } from "../../src/server.js";
 import type { TenantCaching } from "../../src/cache/tenant-caching.js";
 import type { TenantLoader } from "../../src/tenants/tenant.loader.js";
+import type { TenantInserter } from "../../src/tenants/tenant.inserter.js";
 import { HealthMonitor } from "../../src/health/health.monitor.js";
 import { createTestDatabase } from "./database.js";
 
@@ -28,6 +29,7 @@ export interface TestServer {
   databaseUrl: string;
   tenantCache: TenantCaching;
   tenantLoader: TenantLoader;
+  tenantInserter: TenantInserter;
   close(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     databaseUrl: database.url,
     tenantCache: server.tenantCache,
     tenantLoader: server.tenantLoader,
+    tenantInserter: server.tenantInserter,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {

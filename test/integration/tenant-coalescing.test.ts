@@ -20,7 +20,7 @@ function unique(i: number) {
   return { name: `Loader ${tag}`, domain: `loader-${tag}.example.org`, params: { i } };
 }
 
-const queriesById = () => server.tenantLoader.stats.byId.queries;
+const queriesById = () => server.tenantLoader.stats.byId.batches;
 
 describe("coalesced tenant reads", () => {
   it("gives each of many concurrent callers its own answer, with fewer queries than requests", async () => {
@@ -114,3 +114,73 @@ async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 3_000): 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+describe("coalesced tenant creates", () => {
+  it("answers each of many concurrent creates on its own, duplicates included, with fewer statements than requests", async () => {
+    const taken = await server.grpc.tenants.createTenant({ tenant: unique(200) });
+    const tag = Math.random().toString(36).slice(2, 8);
+    const requests = Array.from({ length: 40 }, (_, i) => ({ name: `Batch ${tag} ${i}`, domain: `batch-${tag}-${i}.example.org`, params: { i } }));
+    // The same name twice (case differs), the same domain twice, and a domain already stored.
+    requests.push({ name: `BATCH ${tag} 0`, domain: `other-${tag}-a.example.org`, params: { i: 100 } });
+    requests.push({ name: `Other ${tag} b`, domain: `BATCH-${tag}-1.example.org`, params: { i: 101 } });
+    requests.push({ name: `Other ${tag} c`, domain: taken.domain, params: { i: 102 } });
+    const before = server.tenantInserter.stats.batches;
+    const outcomes = await Promise.all(
+      requests.map((tenant) =>
+        server.grpc.tenants.createTenant({ tenant }).then(
+          (t) => ({ ok: true as const, tenant: t }),
+          (e: unknown) => ({ ok: false as const, error: describeError(e as never) }),
+        ),
+      ),
+    );
+    const batches = server.tenantInserter.stats.batches - before;
+    expect(batches).toBeGreaterThan(0);
+    expect(batches).toBeLessThan(requests.length / 2);
+
+    // Of each pair that collides, exactly one was created, the other told why.
+    const byName = (name: string) => outcomes.filter((o, i) => requests[i]!.name.toLowerCase() === name.toLowerCase());
+    const byDomain = (domain: string) => outcomes.filter((o, i) => requests[i]!.domain.toLowerCase() === domain.toLowerCase());
+    const pair = (group: typeof outcomes) => group.map((o) => (o.ok ? "created" : o.error.reason)).sort();
+    expect(pair(byName(`Batch ${tag} 0`))).toEqual(["TENANT_NAME_TAKEN", "created"]);
+    expect(pair(byDomain(`batch-${tag}-1.example.org`))).toEqual(["TENANT_DOMAIN_TAKEN", "created"]);
+    expect(outcomes.at(-1)).toEqual({ ok: false, error: { code: "AlreadyExists", reason: "TENANT_DOMAIN_TAKEN" } });
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(40);
+
+    // What each caller was told is what is stored.
+    for (const [i, o] of outcomes.entries()) {
+      if (!o.ok) continue;
+      expect(o.tenant.params).toEqual(requests[i]!.params);
+      expect(await server.grpc.tenants.getTenant({ id: o.tenant.id })).toEqual(o.tenant);
+    }
+    const { rows } = await server.sql.query(`SELECT count(*)::int AS n FROM "Tenants" WHERE name ILIKE $1 OR name ILIKE $2`, [
+      `Batch ${tag} %`,
+      `Other ${tag} %`,
+    ]);
+    expect(rows[0].n).toBe(40);
+  });
+
+  it("gives the other tenants of a batch that PostgreSQL refused as a whole their own answers", async () => {
+    // A trigger refuses some rows (as a serialization failure, answered ABORTED):
+    // the statement for the whole batch fails, then each tenant is tried alone.
+    await server.sql.query(`
+      CREATE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '40001'; END $$;
+      CREATE TRIGGER refuse_some BEFORE INSERT ON "Tenants" FOR EACH ROW WHEN (NEW.name LIKE 'Refused%') EXECUTE FUNCTION refuse_some();
+    `);
+    try {
+      const tag = Math.random().toString(36).slice(2, 8);
+      const requests = Array.from({ length: 20 }, (_, i) => ({
+        name: `${i % 10 === 3 ? "Refused" : "Accepted"} ${tag} ${i}`,
+        domain: `refuse-${tag}-${i}.example.org`,
+      }));
+      const before = server.tenantInserter.stats.batches;
+      const outcomes = await Promise.all(
+        requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
+      );
+      expect(server.tenantInserter.stats.batches - before).toBeLessThan(requests.length / 2);
+      expect(outcomes).toEqual(requests.map((r) => (r.name.startsWith("Refused") ? "Aborted" : "created")));
+    } finally {
+      await server.sql.query(`DROP TRIGGER refuse_some ON "Tenants"; DROP FUNCTION refuse_some()`);
+    }
+  });
+});

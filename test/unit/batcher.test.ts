@@ -1,15 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { KeyBatcher } from "../../src/tenants/tenant.loader.js";
+import { Batcher, type Settled } from "../../src/database/batcher.js";
 
-/** A query that records its calls and answers when told to. */
+/**
+ * Batch work that records its calls and answers when told to: "value of k"
+ * for each item k, a failure of that item alone for items named "bad…".
+ */
 function controlledQuery() {
-  const calls: Array<{ keys: string[]; timeoutMs: number | undefined; answer(values?: Map<string, string>): void; fail(e: unknown): void }> = [];
+  const calls: Array<{ keys: string[]; timeoutMs: number | undefined; answer(): void; fail(e: unknown): void }> = [];
   const query = (keys: string[], timeoutMs: number | undefined) =>
-    new Promise<Map<string, string>>((resolve, reject) => {
+    new Promise<Settled<string>[]>((resolve, reject) => {
       calls.push({
         keys,
         timeoutMs,
-        answer: (values) => resolve(values ?? new Map(keys.filter((k) => !k.startsWith("missing")).map((k) => [k, `value of ${k}`]))),
+        answer: () =>
+          resolve(keys.map((k) => (k.startsWith("bad") ? { ok: false, error: new Error(`${k} refused`) } : { ok: true, value: `value of ${k}` }))),
         fail: reject,
       });
     });
@@ -21,24 +25,24 @@ const tick = async () => {
   for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
 };
 
-describe("KeyBatcher", () => {
-  it("sends the keys asked for together in one query and gives each caller its own value", async () => {
+describe("Batcher", () => {
+  it("sends the items submitted together in one batch and gives each caller its own outcome", async () => {
     const { calls, query } = controlledQuery();
-    const batcher = new KeyBatcher(query, { maxBatch: 100, maxInFlight: 2 });
-    const results = Promise.all(["a", "b", "a", "missing-1", "c"].map((k) => batcher.load(k)));
+    const batcher = new Batcher(query, { maxBatch: 100, maxInFlight: 2 });
+    const results = ["a", "b", "bad-1", "c"].map((k) => batcher.submit(k).then((v) => v, (e: Error) => `failed: ${e.message}`));
     await tick();
-    expect(calls.map((c) => c.keys)).toEqual([["a", "b", "missing-1", "c"]]);
+    expect(calls.map((c) => c.keys)).toEqual([["a", "b", "bad-1", "c"]]);
     calls[0]!.answer();
-    expect(await results).toEqual(["value of a", "value of b", "value of a", undefined, "value of c"]);
-    expect(batcher.stats).toEqual({ queries: 1, keys: 4 });
+    expect(await Promise.all(results)).toEqual(["value of a", "value of b", "failed: bad-1 refused", "value of c"]);
+    expect(batcher.stats).toEqual({ batches: 1, items: 4 });
   });
 
   it("holds new keys while maxInFlight queries run, then sends them in one query", async () => {
     const { calls, query } = controlledQuery();
-    const batcher = new KeyBatcher(query, { maxBatch: 100, maxInFlight: 1 });
-    const first = batcher.load("a");
+    const batcher = new Batcher(query, { maxBatch: 100, maxInFlight: 1 });
+    const first = batcher.submit("a");
     await tick();
-    const later = Promise.all(["b", "c", "d"].map((k) => batcher.load(k)));
+    const later = Promise.all(["b", "c", "d"].map((k) => batcher.submit(k)));
     await tick();
     expect(calls).toHaveLength(1);
     calls[0]!.answer();
@@ -51,8 +55,8 @@ describe("KeyBatcher", () => {
 
   it("splits more keys than maxBatch into several queries", async () => {
     const { calls, query } = controlledQuery();
-    const batcher = new KeyBatcher(query, { maxBatch: 2, maxInFlight: 10 });
-    const results = Promise.all(["a", "b", "c", "d", "e"].map((k) => batcher.load(k)));
+    const batcher = new Batcher(query, { maxBatch: 2, maxInFlight: 10 });
+    const results = Promise.all(["a", "b", "c", "d", "e"].map((k) => batcher.submit(k)));
     await tick();
     expect(calls.map((c) => c.keys)).toEqual([["a", "b"], ["c", "d"], ["e"]]);
     for (const call of calls) call.answer();
@@ -61,8 +65,8 @@ describe("KeyBatcher", () => {
 
   it("fails every caller of a failed query, and only them", async () => {
     const { calls, query } = controlledQuery();
-    const batcher = new KeyBatcher(query, { maxBatch: 2, maxInFlight: 10 });
-    const results = ["a", "b", "c"].map((k) => batcher.load(k).then((v) => v, (e: Error) => `failed: ${e.message}`));
+    const batcher = new Batcher(query, { maxBatch: 2, maxInFlight: 10 });
+    const results = ["a", "b", "c"].map((k) => batcher.submit(k).then((v: string) => v, (e: Error) => `failed: ${e.message}`));
     await tick();
     calls[0]!.fail(new Error("connection lost"));
     calls[1]!.answer();
@@ -71,28 +75,28 @@ describe("KeyBatcher", () => {
 
   it("lets a caller stop waiting at its deadline while the query goes on for the others", async () => {
     const { calls, query } = controlledQuery();
-    const batcher = new KeyBatcher(query, { maxBatch: 10, maxInFlight: 1 });
+    const batcher = new Batcher(query, { maxBatch: 10, maxInFlight: 1 });
     const controller = new AbortController();
-    const impatient = batcher.load("a", { signal: controller.signal, timeoutMs: 50 }).catch((e: unknown) => e);
-    const patient = batcher.load("a");
+    const impatient = batcher.submit("a", { signal: controller.signal, timeoutMs: 50 }).catch((e: unknown) => e);
+    const patient = batcher.submit("b");
     await tick();
     controller.abort(new Error("deadline"));
     expect(await impatient).toEqual(new Error("deadline"));
     calls[0]!.answer();
-    expect(await patient).toBe("value of a");
+    expect(await patient).toBe("value of b");
   });
 
   it("bounds a query by its callers' latest deadline, or not at all when one of them has none", async () => {
     const { calls, query } = controlledQuery();
-    const batcher = new KeyBatcher(query, { maxBatch: 10, maxInFlight: 1 });
+    const batcher = new Batcher(query, { maxBatch: 10, maxInFlight: 1 });
     const signal = new AbortController().signal;
-    const both = Promise.all([batcher.load("a", { signal, timeoutMs: 200 }), batcher.load("b", { signal, timeoutMs: 900 })]);
+    const both = Promise.all([batcher.submit("a", { signal, timeoutMs: 200 }), batcher.submit("b", { signal, timeoutMs: 900 })]);
     await tick();
     expect(calls[0]!.timeoutMs).toBeGreaterThan(800);
     expect(calls[0]!.timeoutMs).toBeLessThanOrEqual(900);
     calls[0]!.answer();
     await both;
-    const mixed = Promise.all([batcher.load("a", { signal, timeoutMs: 200 }), batcher.load("b")]);
+    const mixed = Promise.all([batcher.submit("a", { signal, timeoutMs: 200 }), batcher.submit("b")]);
     await tick();
     expect(calls[1]!.timeoutMs).toBeUndefined();
     calls[1]!.answer();
@@ -101,10 +105,10 @@ describe("KeyBatcher", () => {
 
   it("refuses at once a caller whose deadline has already passed", async () => {
     const { calls, query } = controlledQuery();
-    const batcher = new KeyBatcher(query, { maxBatch: 10, maxInFlight: 1 });
+    const batcher = new Batcher(query, { maxBatch: 10, maxInFlight: 1 });
     const controller = new AbortController();
     controller.abort(new Error("too late"));
-    await expect(batcher.load("a", { signal: controller.signal, timeoutMs: 0 })).rejects.toThrow("too late");
+    await expect(batcher.submit("a", { signal: controller.signal, timeoutMs: 0 })).rejects.toThrow("too late");
     await tick();
     expect(calls).toHaveLength(0);
   });
