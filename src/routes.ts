@@ -9,6 +9,7 @@ import { answeredFromCache } from "./cache/tenant-caching.js";
 import type { TenantRules } from "./tenants/tenant.service.js";
 import type { TenantLoader } from "./tenants/tenant.loader.js";
 import type { TenantInserter } from "./tenants/tenant.inserter.js";
+import type { MembershipInserter } from "./memberships/membership.inserter.js";
 import { membershipHandler } from "./memberships/membership.handler.js";
 import { healthHandler } from "./health/health.handler.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
@@ -19,6 +20,7 @@ export interface RouteDeps {
   /** Shared by every request (see tenant.loader.ts and tenant.inserter.ts). */
   tenantLoader: TenantLoader;
   tenantInserter: TenantInserter;
+  membershipInserter: MembershipInserter;
   tenantRules?: TenantRules;
 }
 
@@ -26,7 +28,7 @@ export interface RouteDeps {
 export function routes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
     router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, rules: deps.tenantRules })));
-    router.service(MembershipService, membershipHandler);
+    router.service(MembershipService, membershipHandler({ inserter: deps.membershipInserter }));
     router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName]));
     registerReflection(router, [
       file_tenancy_v1_tenant,

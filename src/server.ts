@@ -19,6 +19,7 @@ import { authInterceptor } from "./auth/auth.interceptor.js";
 import { createTenantCaching, isAnsweredFromCache, type TenantCaching, type TenantCachingOptions } from "./cache/tenant-caching.js";
 import { isCoalescedTenantRead, TenantLoader } from "./tenants/tenant.loader.js";
 import { TenantInserter } from "./tenants/tenant.inserter.js";
+import { MembershipInserter } from "./memberships/membership.inserter.js";
 import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
 import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
@@ -52,8 +53,9 @@ export interface Server {
   readonly tenantCache: TenantCaching;
   /** The coalescing reader of GetTenant and LookupTenant by domain (for tests and diagnostics). */
   readonly tenantLoader: TenantLoader;
-  /** The coalescing writer of CreateTenant (for tests and diagnostics). */
+  /** The coalescing writers of CreateTenant and CreateMembership (for tests and diagnostics). */
   readonly tenantInserter: TenantInserter;
+  readonly membershipInserter: MembershipInserter;
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -89,6 +91,7 @@ export function createServer(deps: ServerDeps): Server {
   ];
   const tenantLoader = new TenantLoader(deps.orm.em);
   const tenantInserter = new TenantInserter(deps.orm.em);
+  const membershipInserter = new MembershipInserter(deps.orm.em);
   const contextValues = () => createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em));
   const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
   const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
@@ -103,7 +106,7 @@ export function createServer(deps: ServerDeps): Server {
     sharedResponse: isAnsweredFromCache,
   });
   const rpc = connectNodeAdapter({
-    routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantInserter, tenantRules: deps.tenantRules })),
+    routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantInserter, membershipInserter, tenantRules: deps.tenantRules })),
     interceptors,
     contextValues,
     readMaxBytes,
@@ -197,6 +200,7 @@ export function createServer(deps: ServerDeps): Server {
     tenantCache,
     tenantLoader,
     tenantInserter,
+    membershipInserter,
     listen(port, host) {
       // The configuration refuses this too; this guard also covers servers built in code.
       if (auth.mode === "none" && !isLoopbackHost(host)) {

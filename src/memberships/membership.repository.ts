@@ -46,6 +46,36 @@ export class MembershipRepository {
   }
 
   /**
+   * Inserts many new memberships with one statement, each only if its tenant
+   * is ACTIVE (read under a share lock, as assertTenantAcceptsMembers does)
+   * and the user is not already a member (stored, or earlier in the list).
+   * Resolves with the ids inserted; the others are left for insert() to
+   * explain.
+   */
+  async insertMany(memberships: readonly Membership[]): Promise<Set<string>> {
+    const rows = await sqlQuery<{ Id: string }>(
+      this.em,
+      `INSERT INTO "UserTenantMapping" ("Id", "tenantId", "userId", "createdBy", "updatedBy", "createdAt", "updatedAt", roles, version)
+       SELECT r.id, r.tenant_id, r.user_id, r.created_by, r.created_by, r.created_at, r.created_at,
+              ARRAY(SELECT jsonb_array_elements_text(r.roles)), 1
+         FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::timestamptz[], ?::jsonb[])
+              AS r(id, tenant_id, user_id, created_by, created_at, roles)
+         JOIN "Tenants" t ON t.tenant_id = r.tenant_id AND t.state = 'ACTIVE'
+          FOR SHARE OF t
+       ON CONFLICT DO NOTHING RETURNING "Id"`,
+      [
+        memberships.map((m) => m.id),
+        memberships.map((m) => m.tenantId),
+        memberships.map((m) => m.userId),
+        memberships.map((m) => m.createdBy),
+        memberships.map((m) => m.createdAt.toISOString()),
+        memberships.map((m) => JSON.stringify(m.roles)),
+      ],
+    );
+    return new Set(rows.map((row) => row.Id));
+  }
+
+  /**
    * Inserts a membership. The tenant's existence and the one-membership-per-
    * user rule are the database's to enforce (foreign key, unique index), so
    * that concurrent requests cannot slip between a check and an insert.

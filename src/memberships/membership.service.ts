@@ -42,6 +42,41 @@ export interface MembershipPage {
   totalSize: number;
 }
 
+export interface NewMembership {
+  tenantId: string;
+  userId: string;
+  roles?: readonly string[];
+}
+
+/**
+ * A new membership from a CreateMembership request, validated
+ * (INVALID_ARGUMENT with every violation); `actor` (a UUID, or undefined
+ * when anonymous) is recorded as its creator.
+ */
+export function newMembership(input: NewMembership, actor: string | undefined): Membership {
+  const violations = new Violations();
+  for (const [field, value] of [
+    ["membership.tenant_id", input.tenantId],
+    ["membership.user_id", input.userId],
+  ] as const) {
+    if (value === "") violations.add(field, "is required");
+    else if (!isUuid(value)) violations.add(field, `must be a UUID, got "${value.slice(0, 64)}"`);
+  }
+  const roles = checkRoles(input.roles ?? [], "membership.roles", violations);
+  violations.throwIfAny();
+  const now = new Date();
+  return {
+    id: randomUUID(),
+    tenantId: input.tenantId.toLowerCase(),
+    userId: input.userId.toLowerCase(),
+    createdBy: actor ?? null,
+    updatedBy: actor ?? null,
+    createdAt: now,
+    updatedAt: now,
+    roles,
+    version: 1,
+  };
+}
 
 export class MembershipService {
   private readonly memberships: MembershipRepository;
@@ -54,36 +89,19 @@ export class MembershipService {
     this.memberships = new MembershipRepository(em);
   }
 
-  async create(input: { tenantId: string; userId: string; roles?: readonly string[] }): Promise<Membership> {
-    const violations = new Violations();
-    for (const [field, value] of [
-      ["membership.tenant_id", input.tenantId],
-      ["membership.user_id", input.userId],
-    ] as const) {
-      if (value === "") violations.add(field, "is required");
-      else if (!isUuid(value)) violations.add(field, `must be a UUID, got "${value.slice(0, 64)}"`);
-    }
-    const roles = checkRoles(input.roles ?? [], "membership.roles", violations);
-    violations.throwIfAny();
+  /**
+   * Creates in a transaction of its own (or the request's: a request_id's or
+   * a deadline's); else see MembershipInserter.
+   */
+  async create(input: NewMembership): Promise<Membership> {
+    const membership = newMembership(input, this.actor);
     // The tenant's state is read under a share lock in the same transaction
     // as the insert, so a concurrent suspension or deletion either waits for
     // this membership or is seen by it.
     return this.em.transactional(async (tx) => {
       const memberships = new MembershipRepository(tx);
-      await memberships.assertTenantAcceptsMembers(input.tenantId.toLowerCase());
-      const now = new Date();
-      const membership = tx.create(Membership, {
-        id: randomUUID(),
-        tenantId: input.tenantId.toLowerCase(),
-        userId: input.userId.toLowerCase(),
-        createdBy: this.actor ?? null,
-        updatedBy: this.actor ?? null,
-        createdAt: now,
-        updatedAt: now,
-        roles,
-        version: 1,
-      });
-      await memberships.insert(membership);
+      await memberships.assertTenantAcceptsMembers(membership.tenantId);
+      await memberships.insert(tx.create(Membership, membership));
       return membership;
     });
   }

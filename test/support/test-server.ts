@@ -9,6 +9,7 @@ import { createServer, type ServerDeps } from "../../src/server.js";
 import type { TenantCaching } from "../../src/cache/tenant-caching.js";
 import type { TenantLoader } from "../../src/tenants/tenant.loader.js";
 import type { TenantInserter } from "../../src/tenants/tenant.inserter.js";
+import type { MembershipInserter } from "../../src/memberships/membership.inserter.js";
 import { HealthMonitor } from "../../src/health/health.monitor.js";
 import { createTestDatabase } from "./database.js";
 
@@ -30,6 +31,7 @@ export interface TestServer {
   tenantCache: TenantCaching;
   tenantLoader: TenantLoader;
   tenantInserter: TenantInserter;
+  membershipInserter: MembershipInserter;
   close(): Promise<void>;
 }
 
@@ -96,6 +98,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tenantCache: server.tenantCache,
     tenantLoader: server.tenantLoader,
     tenantInserter: server.tenantInserter,
+    membershipInserter: server.membershipInserter,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {

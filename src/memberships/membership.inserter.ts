@@ -1,0 +1,60 @@
+import type { EntityManager } from "@mikro-orm/postgresql";
+import { Batcher, type BatcherOptions, type Settled } from "../database/batcher.js";
+import { isRefusedStatement } from "../database/statement-error.js";
+import type { Membership } from "./membership.entity.js";
+import { MembershipRepository } from "./membership.repository.js";
+import { MembershipService, newMembership, type NewMembership } from "./membership.service.js";
+
+/**
+ * CreateMembership without a request_id and outside a transaction (no
+ * deadline), coalesced: the memberships created at about the same time are
+ * inserted with one statement that also checks, under a share lock, that
+ * each tenant is ACTIVE (one round trip and one commit for the batch, where
+ * each request alone takes BEGIN, SELECT ... FOR SHARE, INSERT, COMMIT).
+ *
+ * A membership the statement skipped (tenant missing, suspended or deleted,
+ * or the user already a member) is created again alone through
+ * MembershipService.create, which answers with the precise error (or
+ * succeeds, if things changed in between); so is every membership of a batch
+ * that PostgreSQL refused as a whole. A lost connection fails the whole
+ * batch, as it would have failed each request.
+ */
+export class MembershipInserter {
+  private readonly batcher: Batcher<Membership, Membership>;
+
+  constructor(orm: EntityManager, options: Partial<BatcherOptions> = {}) {
+    const repository = new MembershipRepository(orm.fork());
+    const alone = async (membership: Membership): Promise<Settled<Membership>> => {
+      try {
+        // A fork of its own: a failed insert must not leave anything behind for the others.
+        const created = await new MembershipService(orm.fork(), membership.createdBy ?? undefined).create(membership);
+        return { ok: true, value: created };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    };
+    this.batcher = new Batcher(
+      async (memberships) => {
+        let inserted: Set<string>;
+        try {
+          inserted = await repository.insertMany(memberships);
+        } catch (error) {
+          if (memberships.length === 1 || !isRefusedStatement(error)) throw error;
+          inserted = new Set();
+        }
+        return Promise.all(memberships.map((m) => (inserted.has(m.id) ? { ok: true as const, value: m } : alone(m))));
+      },
+      { maxBatch: options.maxBatch ?? 128, maxInFlight: options.maxInFlight ?? 4 },
+    );
+  }
+
+  /** Batches sent and memberships submitted. */
+  get stats() {
+    return { ...this.batcher.stats };
+  }
+
+  /** Validates, inserts, and resolves with the stored membership; `actor` is its creator. */
+  create(input: NewMembership, actor: string | undefined): Promise<Membership> {
+    return this.batcher.submit(newMembership(input, actor));
+  }
+}
