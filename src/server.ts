@@ -21,7 +21,9 @@ import { isCoalescedTenantRead, TenantLoader } from "./tenants/tenant.loader.js"
 import { TenantInserter } from "./tenants/tenant.inserter.js";
 import { MembershipInserter } from "./memberships/membership.inserter.js";
 import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
-import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { ListTenantsResponseSchema, TenantSchema, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
+import { encodeListTenantsResponse, encodeTenant } from "./tenants/tenant.encoder.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 
 export interface ServerDeps {
@@ -104,6 +106,10 @@ export function createServer(deps: ServerDeps): Server {
     readMaxBytes,
     binaryOptions,
     sharedResponse: isAnsweredFromCache,
+    encoders: new Map<DescMessage, (message: never) => Uint8Array>([
+      [TenantSchema, encodeTenant],
+      [ListTenantsResponseSchema, encodeListTenantsResponse],
+    ]),
   });
   const rpc = connectNodeAdapter({
     routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantInserter, membershipInserter, tenantRules: deps.tenantRules })),

@@ -1,5 +1,5 @@
 import type http2 from "node:http2";
-import { fromBinary, toBinary, type BinaryReadOptions, type DescService } from "@bufbuild/protobuf";
+import { fromBinary, toBinary, type BinaryReadOptions, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -42,6 +42,11 @@ export interface GrpcFastPathOptions {
    * (a cache hit), whose encoding can be kept and reused.
    */
   sharedResponse?: (values: ContextValues) => boolean;
+  /**
+   * Hand-written encoders for some response messages (the same bytes as
+   * `toBinary`, faster), used for messages without unknown fields.
+   */
+  encoders?: ReadonlyMap<DescMessage, (message: never) => Uint8Array>;
 }
 
 export interface GrpcFastPath {
@@ -82,6 +87,12 @@ function fromNodeHeaders(headers: http2.IncomingHttpHeaders): Headers {
 }
 
 export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
+  const encode = (schema: DescMessage, message: object): Uint8Array => {
+    const encoder = options.encoders?.get(schema);
+    return encoder && (message as { $unknown?: unknown }).$unknown === undefined
+      ? encoder(message as never)
+      : toBinary(schema, message as never);
+  };
   /** Encoded frames of shared response messages, dropped with them. */
   const encoded = new WeakMap<object, Buffer>();
   const specs = new Map<string, MethodImplSpec & { kind: "unary" }>();
@@ -184,9 +195,9 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
         let payload: Buffer | undefined;
         if (options.sharedResponse?.(context.values)) {
           payload = encoded.get(output);
-          if (!payload) encoded.set(output, (payload = frame(toBinary(spec.method.output, output))));
+          if (!payload) encoded.set(output, (payload = frame(encode(spec.method.output, output))));
         } else {
-          payload = frame(toBinary(spec.method.output, output));
+          payload = frame(encode(spec.method.output, output));
         }
         if (stream.destroyed || stream.closed) return;
         stream.respond(toNodeHeaders(responseHeader, { ":status": 200 }), { waitForTrailers: true });
