@@ -53,23 +53,26 @@ export class MembershipRepository {
    * explain.
    */
   async insertMany(memberships: readonly Membership[]): Promise<Set<string>> {
+    // The rows travel as one JSON document (see TenantRepository.insertMany).
     const rows = await sqlQuery<{ Id: string }>(
       this.em,
       `INSERT INTO "UserTenantMapping" ("Id", "tenantId", "userId", "createdBy", "updatedBy", "createdAt", "updatedAt", roles, version)
-       SELECT r.id, r.tenant_id, r.user_id, r.created_by, r.created_by, r.created_at, r.created_at,
-              ARRAY(SELECT jsonb_array_elements_text(r.roles)), 1
-         FROM unnest(?::uuid[], ?::uuid[], ?::uuid[], ?::uuid[], ?::timestamptz[], ?::jsonb[])
-              AS r(id, tenant_id, user_id, created_by, created_at, roles)
+       SELECT r.id, r.tenant_id, r.user_id, r.created_by, r.created_by, r.created_at, r.created_at, r.roles, 1
+         FROM jsonb_to_recordset(?::jsonb) AS r(id uuid, tenant_id uuid, user_id uuid, created_by uuid, created_at timestamptz, roles text[])
          JOIN "Tenants" t ON t.tenant_id = r.tenant_id AND t.state = 'ACTIVE'
           FOR SHARE OF t
        ON CONFLICT DO NOTHING RETURNING "Id"`,
       [
-        memberships.map((m) => m.id),
-        memberships.map((m) => m.tenantId),
-        memberships.map((m) => m.userId),
-        memberships.map((m) => m.createdBy),
-        memberships.map((m) => m.createdAt.toISOString()),
-        memberships.map((m) => JSON.stringify(m.roles)),
+        JSON.stringify(
+          memberships.map((m) => ({
+            id: m.id,
+            tenant_id: m.tenantId,
+            user_id: m.userId,
+            created_by: m.createdBy,
+            created_at: m.createdAt,
+            roles: m.roles,
+          })),
+        ),
       ],
     );
     return new Set(rows.map((row) => row.Id));
