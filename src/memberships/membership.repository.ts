@@ -3,8 +3,10 @@ import {
   LockMode,
   UniqueConstraintViolationException,
   type EntityManager,
+  type Platform,
 } from "@mikro-orm/postgresql";
 import { sqlQuery } from "../database/sql.js";
+import { rowDates } from "../database/rows.js";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../common/errors.js";
 import { TENANT_DELETED } from "../tenants/tenant.service.js";
 import { TENANT_NOT_FOUND } from "../tenants/tenant.repository.js";
@@ -18,6 +20,25 @@ export const TENANT_SUSPENDED = "TENANT_SUSPENDED";
 export interface MembershipFilter {
   tenantId?: string;
   userId?: string;
+}
+
+/**
+ * A `"UserTenantMapping"` row as `pg` returns it, mapped without the ORM for
+ * reads that change nothing (see tenantFromRow).
+ */
+function membershipFromRow(row: Record<string, unknown>, platform: Platform): Membership {
+  const date = rowDates(platform);
+  return {
+    id: row.Id as string,
+    tenantId: row.tenantId as string,
+    userId: row.userId as string,
+    createdBy: (row.createdBy as string | null) ?? null,
+    updatedBy: (row.updatedBy as string | null) ?? null,
+    createdAt: date(row.createdAt),
+    updatedAt: date(row.updatedAt),
+    roles: (row.roles as string[] | null) ?? [],
+    version: row.version as number,
+  };
 }
 
 export class MembershipRepository {
@@ -155,8 +176,9 @@ export class MembershipRepository {
         ORDER BY "createdAt", "Id" LIMIT ${Number(limit)}`,
       params,
     );
+    const platform = this.em.getPlatform();
     return rows.map((row) => ({
-      membership: this.em.map(Membership, row),
+      membership: membershipFromRow(row, platform),
       cursor: [String(row.cursor_created), String(row.Id)],
     }));
   }

@@ -1,30 +1,10 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { EntityManager, Platform } from "@mikro-orm/postgresql";
+import type { EntityManager } from "@mikro-orm/postgresql";
 import { TenantService as TenantServiceDesc } from "../../gen/tenancy/v1/tenant_pb.js";
 import { Batcher, type BatcherOptions, type Deadline } from "../database/batcher.js";
 import { sqlQuery } from "../database/sql.js";
 import type { Tenant } from "./tenant.entity.js";
-
-/**
- * A `"Tenants"` row as `pg` returns it, mapped without the ORM: these reads
- * change nothing and need no identity map. Timestamps arrive as text
- * (MikroORM turns off `pg`'s parser) and are read with the platform's.
- */
-export function tenantFromRow(row: Record<string, unknown>, platform: Platform): Tenant {
-  const date = (value: unknown) => (value instanceof Date ? value : (platform.parseDate(value as string) as Date));
-  return {
-    id: row.tenant_id as string,
-    name: row.name as string,
-    domain: row.domain as string,
-    params: (row.params as Record<string, unknown> | null) ?? null,
-    createdAt: date(row.created_at),
-    updatedAt: date(row.updated_at),
-    version: row.version as number,
-    state: row.state as Tenant["state"],
-    deletedAt: row.deleted_at == null ? null : date(row.deleted_at),
-    purgeAt: row.purge_at == null ? null : date(row.purge_at),
-  };
-}
+import { tenantFromRow } from "./tenant.repository.js";
 
 /**
  * The plain reads of the resolve path (GetTenant by id, LookupTenant by

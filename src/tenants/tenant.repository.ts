@@ -1,5 +1,6 @@
-import { LockMode, UniqueConstraintViolationException, type EntityManager } from "@mikro-orm/postgresql";
+import { LockMode, UniqueConstraintViolationException, type EntityManager, type Platform } from "@mikro-orm/postgresql";
 import { sqlQuery } from "../database/sql.js";
+import { rowDates } from "../database/rows.js";
 import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
 import { Tenant } from "./tenant.entity.js";
 
@@ -25,6 +26,26 @@ export interface ListQuery {
   limit: number;
 }
 
+/**
+ * A `"Tenants"` row as `pg` returns it, mapped without the ORM: for reads
+ * that change nothing and need no identity map (nor its snapshots).
+ */
+export function tenantFromRow(row: Record<string, unknown>, platform: Platform): Tenant {
+  const date = rowDates(platform);
+  return {
+    id: row.tenant_id as string,
+    name: row.name as string,
+    domain: row.domain as string,
+    params: (row.params as Record<string, unknown> | null) ?? null,
+    createdAt: date(row.created_at),
+    updatedAt: date(row.updated_at),
+    version: row.version as number,
+    state: row.state as Tenant["state"],
+    deletedAt: row.deleted_at == null ? null : date(row.deleted_at),
+    purgeAt: row.purge_at == null ? null : date(row.purge_at),
+  };
+}
+
 /** Data access for tenants. Uniqueness is left to the database's indexes. */
 export class TenantRepository {
   constructor(private readonly em: EntityManager) {}
@@ -41,7 +62,7 @@ export class TenantRepository {
 
   private async findOneBySql(sql: string, params: unknown[]): Promise<Tenant | undefined> {
     const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
-    return rows[0] && this.em.map(Tenant, rows[0]);
+    return rows[0] && tenantFromRow(rows[0], this.em.getPlatform());
   }
 
   /** Deleted tenants are not found by name (AIP-164). */
@@ -124,8 +145,9 @@ export class TenantRepository {
       (conditions.length ? ` WHERE ${conditions.join(" AND ")}` : "") +
       ` ORDER BY ${orderBy} LIMIT ${Number(query.limit)}`;
     const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
+    const platform = this.em.getPlatform();
     return rows.map((row) => ({
-      tenant: this.em.map(Tenant, row),
+      tenant: tenantFromRow(row, platform),
       cursor: [
         ...query.order.map((c) => String(c.timestamp ? row[`cursor_${c.column}`] : row[c.column])),
         String(row.tenant_id),
