@@ -1,6 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { procedureOf } from "../rpc/procedure.js";
 
 /** The pool behind the ORM (tarn, via knex), read for the pool gauges. */
 interface PoolStats {
@@ -61,8 +62,8 @@ export class Metrics {
 
   interceptor(): Interceptor {
     return (next) => async (req) => {
-      const procedure = `${req.method.parent.typeName}/${req.method.name}`;
-      const end = this.duration.startTimer({ procedure });
+      const procedure = procedureOf(req.method);
+      const started = performance.now();
       this.inFlight.inc({ procedure });
       let code = "OK";
       try {
@@ -72,8 +73,9 @@ export class Metrics {
         throw error;
       } finally {
         this.inFlight.dec({ procedure });
-        end({ code });
-        this.requests.inc({ procedure, code });
+        const labels = { procedure, code };
+        this.duration.observe(labels, (performance.now() - started) / 1000);
+        this.requests.inc(labels);
       }
     };
   }

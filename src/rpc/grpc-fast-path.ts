@@ -13,6 +13,7 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { RecordHeaders } from "./record-headers.js";
 
 /**
  * A lean transport for the most common call: unary gRPC over HTTP/2 with
@@ -76,17 +77,6 @@ function toNodeHeaders(headers: Headers, into: http2.OutgoingHttpHeaders = {}): 
   return into;
 }
 
-function fromNodeHeaders(headers: http2.IncomingHttpHeaders): Headers {
-  const out = new Headers();
-  for (const key in headers) {
-    if (key.charCodeAt(0) === 58 /* ":" */) continue;
-    const value = headers[key];
-    if (Array.isArray(value)) for (const v of value) out.append(key, v);
-    else if (value !== undefined) out.set(key, value);
-  }
-  return out;
-}
-
 export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
   const encode = (schema: DescMessage, message: object): Uint8Array => {
     const encoder = options.encoders?.get(schema);
@@ -132,7 +122,7 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
 
     const respondError = (error: ConnectError, responseHeader?: Headers, responseTrailer?: Headers) => {
       if (stream.destroyed || stream.closed) return;
-      const trailer = setTrailerStatus(responseTrailer ?? new Headers(), error);
+      const trailer = setTrailerStatus(responseTrailer ?? new RecordHeaders().asHeaders(), error);
       // Trailers-only: the status travels with the headers.
       const out: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": RESPONSE_CONTENT_TYPE };
       if (responseHeader) toNodeHeaders(responseHeader, out);
@@ -170,8 +160,8 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
         timeoutMs = () => at - Date.now();
         deadline = setTimeout(() => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
       }
-      const responseHeader = new Headers({ "content-type": RESPONSE_CONTENT_TYPE });
-      const responseTrailer = new Headers({ "grpc-status": "0" });
+      const responseHeader = new RecordHeaders({ "content-type": RESPONSE_CONTENT_TYPE }).asHeaders();
+      const responseTrailer = new RecordHeaders({ "grpc-status": "0" }).asHeaders();
       // Created on first use; aborted only when the call is cancelled or
       // times out, never on normal completion.
       const signal = () => (controller ??= new AbortController()).signal;
@@ -185,7 +175,7 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
         get signal() {
           return signal();
         },
-        header: fromNodeHeaders(headers),
+        header: new RecordHeaders(headers).asHeaders(),
         contextValues: options.contextValues(),
       } as UnaryRequest;
       // What Connect's invokeUnaryImplementation does, without copying the
