@@ -307,6 +307,11 @@ interface Service {
   stop(): Promise<void>;
 }
 
+/** Compiles the service (and the SQL-capture preload) to dist/, as `npm start` does. */
+function buildService(): void {
+  execFileSync(process.execPath, [path.resolve("node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], { stdio: "inherit" });
+}
+
 async function startService(
   db: Database,
   options: { cache: boolean; workers: number; captureFile?: string; profileDir?: string },
@@ -315,12 +320,11 @@ async function startService(
   const logFile = path.join(resultsDir, "service.log");
   fs.writeFileSync(logFile, "");
   const fd = fs.openSync(logFile, "a");
+  // The service as `npm start` runs it: compiled JavaScript (see buildService).
   const args = [
-    "--import",
-    "tsx",
-    ...(options.captureFile ? ["--import", "./bench/sql-capture.ts"] : []),
+    ...(options.captureFile ? ["--import", "./dist/bench/sql-capture.js"] : []),
     ...(options.profileDir ? ["--cpu-prof", "--cpu-prof-dir", options.profileDir] : []),
-    "src/main.ts",
+    "dist/src/main.js",
   ];
   const child = spawn(process.execPath, args, {
     env: {
@@ -677,6 +681,8 @@ interface ScenarioResult {
 async function main(): Promise<void> {
   const started = Date.now();
   fs.mkdirSync(resultsDir, { recursive: true });
+  log("building the service (tsconfig.build.json)");
+  buildService();
   log(
     `${quick ? "quick" : "full"} mode: ${settings.data.tenants} tenants, ${settings.data.memberships} memberships; ` +
       `${settings.connections} connections x ${settings.streams} streams = ${concurrency} concurrent requests; ` +
