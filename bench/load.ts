@@ -26,7 +26,7 @@ import {
   TenantService,
   UpdateTenantRequestSchema,
 } from "../gen/tenancy/v1/tenant_pb.js";
-import { CreateMembershipRequestSchema, ListMembershipsRequestSchema, MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+import { ListMembershipsRequestSchema, MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 import { encode, frame, RawGrpcClient, unframe } from "./grpc-client.js";
 import {
   baselineSql,
@@ -133,6 +133,12 @@ function lengthDelimited(field: number, bytes: Buffer): Buffer[] {
   return [Buffer.from(header), bytes];
 }
 
+/** A framed CreateMembershipRequest { membership { tenant_id, user_id } }, encoded by hand like CreateTenant's. */
+function createMembershipBody(tenant: string, user: string): Buffer {
+  const membership = Buffer.concat([...lengthDelimited(2, Buffer.from(tenant)), ...lengthDelimited(3, Buffer.from(user))]);
+  return frame(Buffer.concat(lengthDelimited(1, membership)));
+}
+
 /** A framed CreateTenantRequest { tenant { name, domain, params } } built from pre-encoded params. */
 function createTenantBody(seq: string, variant: number): Buffer {
   const t = newTenant(seq);
@@ -174,11 +180,7 @@ function rawOps(): Ops {
       const n = counter++;
       return c(w).call(tenantPath("CreateTenant"), createTenantBody(uniqueSeq(runTag, n), n));
     },
-    createMembership: (w) =>
-      c(w).call(
-        membershipPath("CreateMembership"),
-        encode(CreateMembershipRequestSchema, { membership: { tenantId: pick(ids), userId: randomUUID() } }),
-      ),
+    createMembership: (w) => c(w).call(membershipPath("CreateMembership"), createMembershipBody(pick(ids), randomUUID())),
     update: (w) =>
       c(w).call(
         tenantPath("UpdateTenant"),
