@@ -873,9 +873,29 @@ async function main(): Promise<void> {
     for (const s of scaling) {
       rows.push([`${s.label}`, String(s.workers), fmt(s.figures.rps), ms(s.figures.p50), ms(s.figures.p90), ms(s.figures.p99), fmt(s.figures.serviceCpuPer1k, 3), fmt(s.figures.servicePeakRssMb), "", "", `${s.factor.toFixed(2)}x 1w`, ""]);
     }
+    // Where each request's CPU goes, in every process sharing the machine: the
+    // ratio is bounded by these sums when the CPUs are the limit.
+    const cpuRows = [["CPU ms per request", "service", "load generator", "PostgreSQL", "sum", "| direct SQL: load generator", "PostgreSQL", "sum"]];
+    for (const r of results) {
+      const s = r.service;
+      const b = r.baseline;
+      const sum = (...xs: Array<number | undefined>) => (xs.some((x) => x === undefined) ? undefined : xs.reduce((a, x) => a! + x!, 0));
+      cpuRows.push([
+        r.label,
+        fmt(s.serviceCpuPer1k, 3),
+        fmt(s.loadgenCpuPer1k, 3),
+        fmt(s.postgresCpuPer1k, 3),
+        fmt(sum(s.serviceCpuPer1k, s.loadgenCpuPer1k, s.postgresCpuPer1k), 3),
+        `| ${fmt(b?.loadgenCpuPer1k, 3)}`,
+        fmt(b?.postgresCpuPer1k, 3),
+        fmt(sum(b?.loadgenCpuPer1k, b?.postgresCpuPer1k), 3),
+      ]);
+    }
     const lines: string[] = [];
     lines.push("");
     lines.push(table(rows));
+    lines.push("");
+    lines.push(table(cpuRows));
     lines.push("");
     for (const r of results.filter((r) => r.halfRate)) {
       const h = r.halfRate!;
