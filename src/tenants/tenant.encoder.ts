@@ -77,9 +77,20 @@ function measureValue(m: Measures, value: JsonValue): number {
   return Measures.field(body);
 }
 
+/**
+ * The keys toBinary writes: all own keys but `__proto__`, which protobuf-es
+ * loses when it copies the object into the Struct's map (an assignment to
+ * `__proto__` sets a prototype). Skipped here too, so that both paths (and
+ * every protocol) answer the same.
+ */
+function structKeys(object: JsonObject): string[] {
+  const keys = Object.keys(object);
+  return Object.hasOwn(object, "__proto__") ? keys.filter((key) => key !== "__proto__") : keys;
+}
+
 function measureStruct(m: Measures, object: JsonObject): number {
   let body = 0;
-  for (const key of Object.keys(object)) {
+  for (const key of structKeys(object)) {
     const entrySlot = m.reserve();
     const keySize = 1 + m.string(key);
     const valueSlot = m.reserve();
@@ -188,7 +199,7 @@ function writeValue(o: Out, value: JsonValue): void {
 }
 
 function writeStruct(o: Out, object: JsonObject): void {
-  for (const key of Object.keys(object)) {
+  for (const key of structKeys(object)) {
     o.open(1);
     o.string(1, key);
     o.open(2);
