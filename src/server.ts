@@ -94,6 +94,12 @@ export function createServer(deps: ServerDeps): Server {
   const tenantLoader = new TenantLoader(deps.orm.em);
   const tenantInserter = new TenantInserter(deps.orm.em);
   const membershipInserter = new MembershipInserter(deps.orm.em);
+  metrics.coalescing({
+    get_tenant: () => tenantLoader.stats.byId,
+    lookup_tenant_by_domain: () => tenantLoader.stats.byDomain,
+    create_tenant: () => tenantInserter.stats,
+    create_membership: () => membershipInserter.stats,
+  });
   const contextValues = () => createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em));
   const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
   const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below

@@ -60,6 +60,32 @@ export class Metrics {
     poolGauge("tenancy_db_pool_connections_max", "maximum database connections", (p) => p.max);
   }
 
+  /**
+   * How well concurrent requests share statements (see src/database/batcher.ts):
+   * statements sent and requests they served, by kind. Requests per statement
+   * near 1 means little concurrency; high means coalescing is doing its job.
+   */
+  coalescing(sources: Record<string, () => { batches: number; items: number }>): void {
+    const counter = (name: string, help: string, field: "batches" | "items") => {
+      const reported = new Map<string, number>();
+      return new Counter({
+        name,
+        help,
+        labelNames: ["kind"],
+        registers: [this.registry],
+        collect() {
+          for (const [kind, read] of Object.entries(sources)) {
+            const now = read()[field];
+            this.inc({ kind }, now - (reported.get(kind) ?? 0));
+            reported.set(kind, now);
+          }
+        },
+      });
+    };
+    counter("tenancy_coalesced_statements_total", "statements sent for coalesced requests, by kind", "batches");
+    counter("tenancy_coalesced_requests_total", "requests served by coalesced statements, by kind", "items");
+  }
+
   interceptor(): Interceptor {
     return (next) => async (req) => {
       const procedure = procedureOf(req.method);

@@ -25,6 +25,10 @@ describe("metrics", () => {
     expect(text).toMatch(/tenancy_rpc_in_flight\{procedure="tenancy.v1.TenantService\/GetTenant"\} 0/);
     expect(text).toMatch(/tenancy_db_pool_connections_max 10/);
     expect(text).toMatch(/tenancy_db_pool_connections_used \d+/);
+    // The two GetTenant calls went out one after the other: a statement each.
+    expect(text).toContain('tenancy_coalesced_statements_total{kind="get_tenant"} 2');
+    expect(text).toContain('tenancy_coalesced_requests_total{kind="get_tenant"} 2');
+    expect(text).toContain('tenancy_coalesced_requests_total{kind="create_tenant"} 1');
   });
 });
 
