@@ -2,9 +2,8 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { TenantService as TenantServiceDesc } from "../../gen/tenancy/v1/tenant_pb.js";
 import { Batcher, type BatcherOptions, type Deadline } from "../database/batcher.js";
-import { sqlQuery } from "../database/sql.js";
 import type { Tenant } from "./tenant.entity.js";
-import { tenantFromRow } from "./tenant.repository.js";
+import { TenantRepository } from "./tenant.repository.js";
 
 /**
  * The plain reads of the resolve path (GetTenant by id, LookupTenant by
@@ -23,26 +22,17 @@ export class TenantLoader {
 
   constructor(orm: EntityManager, options: Partial<BatcherOptions> = {}) {
     // A fork of its own, never in a transaction, holding no entities.
-    const em = orm.fork();
-    const platform = em.getPlatform();
+    const tenants = new TenantRepository(orm.fork());
     const batching: BatcherOptions = { maxBatch: options.maxBatch ?? 256, maxInFlight: options.maxInFlight ?? 4 };
     // Each key once in the query, however many callers asked for it.
-    const read = async (sql: string, keys: string[], timeoutMs: number | undefined, keyOf: (t: Tenant) => string) => {
-      const rows = await sqlQuery<Record<string, unknown>>(em, sql, [[...new Set(keys)]], { timeoutMs });
+    const answer = async (keys: string[], read: (unique: string[]) => Promise<Tenant[]>, keyOf: (t: Tenant) => string) => {
       const found = new Map<string, Tenant>();
-      for (const row of rows) {
-        const tenant = tenantFromRow(row, platform);
-        found.set(keyOf(tenant), tenant);
-      }
+      for (const tenant of await read([...new Set(keys)])) found.set(keyOf(tenant), tenant);
       return keys.map((key) => ({ ok: true as const, value: found.get(key) }));
     };
-    this.ids = new Batcher(
-      (ids, timeoutMs) => read(`SELECT * FROM "Tenants" WHERE tenant_id = ANY(?::uuid[])`, ids, timeoutMs, (t) => t.id),
-      batching,
-    );
+    this.ids = new Batcher((ids, timeoutMs) => answer(ids, (unique) => tenants.findManyById(unique, timeoutMs), (t) => t.id), batching);
     this.domains = new Batcher(
-      (domains, timeoutMs) =>
-        read(`SELECT * FROM "Tenants" WHERE domain = ANY(?::text[]) AND state <> 'DELETED'`, domains, timeoutMs, (t) => t.domain),
+      (domains, timeoutMs) => answer(domains, (unique) => tenants.findManyByDomain(unique, timeoutMs), (t) => t.domain),
       batching,
     );
   }

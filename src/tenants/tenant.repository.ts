@@ -30,7 +30,7 @@ export interface ListQuery {
  * A `"Tenants"` row as `pg` returns it, mapped without the ORM: for reads
  * that change nothing and need no identity map (nor its snapshots).
  */
-export function tenantFromRow(row: Record<string, unknown>, platform: Platform): Tenant {
+function tenantFromRow(row: Record<string, unknown>, platform: Platform): Tenant {
   const date = rowDates(platform);
   return {
     id: row.tenant_id as string,
@@ -58,6 +58,25 @@ export class TenantRepository {
     const tenant = await this.em.findOne(Tenant, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `tenant ${id} not found`, { id });
     return tenant;
+  }
+
+  /**
+   * The tenants with these ids (valid, lowercase UUIDs), deleted or not, in
+   * one indexed query; past `timeoutMs` PostgreSQL cancels it.
+   */
+  async findManyById(ids: readonly string[], timeoutMs?: number): Promise<Tenant[]> {
+    return this.findManyBySql(`SELECT * FROM "Tenants" WHERE tenant_id = ANY(?::uuid[])`, ids, timeoutMs);
+  }
+
+  /** The tenants that are not deleted with these normalized domains, as findManyById. */
+  async findManyByDomain(domains: readonly string[], timeoutMs?: number): Promise<Tenant[]> {
+    return this.findManyBySql(`SELECT * FROM "Tenants" WHERE domain = ANY(?::text[]) AND state <> 'DELETED'`, domains, timeoutMs);
+  }
+
+  private async findManyBySql(sql: string, keys: readonly string[], timeoutMs: number | undefined): Promise<Tenant[]> {
+    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, [keys], { timeoutMs });
+    const platform = this.em.getPlatform();
+    return rows.map((row) => tenantFromRow(row, platform));
   }
 
   private async findOneBySql(sql: string, params: unknown[]): Promise<Tenant | undefined> {
