@@ -22,7 +22,8 @@ import { TenantInserter } from "./tenants/tenant.inserter.js";
 import { MembershipInserter } from "./memberships/membership.inserter.js";
 import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
 import type { DescMessage } from "@bufbuild/protobuf";
-import { ListTenantsResponseSchema, TenantSchema, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
+import { CreateTenantRequestSchema, ListTenantsResponseSchema, TenantSchema, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
+import { decodeCreateTenantRequest } from "./tenants/tenant.decoder.js";
 import { encodeListTenantsResponse, encodeTenant } from "./tenants/tenant.encoder.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 
@@ -116,6 +117,7 @@ export function createServer(deps: ServerDeps): Server {
       [TenantSchema, encodeTenant],
       [ListTenantsResponseSchema, encodeListTenantsResponse],
     ]),
+    decoders: new Map([[CreateTenantRequestSchema, decodeCreateTenantRequest]]),
   });
   const rpc = connectNodeAdapter({
     routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantInserter, membershipInserter, tenantRules: deps.tenantRules })),

@@ -49,6 +49,11 @@ export interface GrpcFastPathOptions {
    * `toBinary`, faster), used for messages without unknown fields.
    */
   encoders?: ReadonlyMap<DescMessage, (message: never) => Uint8Array>;
+  /**
+   * Hand-written decoders for some request messages; one answers undefined
+   * for input it leaves to `fromBinary` (and its errors).
+   */
+  decoders?: ReadonlyMap<DescMessage, (bytes: Uint8Array) => object | undefined>;
 }
 
 export interface GrpcFastPath {
@@ -148,7 +153,10 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       if (body.length > 5 + length) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
       let input;
       try {
-        input = fromBinary(spec.method.input, body.subarray(5), { readUnknownFields: true, ...options.binaryOptions });
+        const bytes = body.subarray(5);
+        input =
+          options.decoders?.get(spec.method.input)?.(bytes) ??
+          fromBinary(spec.method.input, bytes, { readUnknownFields: true, ...options.binaryOptions });
       } catch (error) {
         throw new ConnectError(`parse binary: ${error instanceof Error ? error.message : String(error)}`, Code.InvalidArgument);
       }
