@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Batcher, type BatcherOptions, type Settled } from "../database/batcher.js";
-import { isRefusedStatement } from "../database/statement-error.js";
+import { batchInsert } from "../database/batch-insert.js";
+import type { Batcher, BatcherOptions } from "../database/batcher.js";
 import type { Membership } from "./membership.entity.js";
 import { MembershipRepository } from "./membership.repository.js";
 import { MembershipService, newMembership, type NewMembership } from "./membership.service.js";
@@ -22,30 +22,14 @@ import { MembershipService, newMembership, type NewMembership } from "./membersh
 export class MembershipInserter {
   private readonly batcher: Batcher<Membership, Membership>;
 
-  constructor(orm: EntityManager, options: Partial<BatcherOptions> = {}) {
+  constructor(orm: EntityManager, batching: Partial<BatcherOptions> = {}) {
     const repository = new MembershipRepository(orm.fork());
-    const alone = async (membership: Membership): Promise<Settled<Membership>> => {
-      try {
-        // A fork of its own: a failed insert must not leave anything behind for the others.
-        const created = await new MembershipService(orm.fork(), membership.createdBy ?? undefined).create(membership);
-        return { ok: true, value: created };
-      } catch (error) {
-        return { ok: false, error };
-      }
-    };
-    this.batcher = new Batcher(
-      async (memberships) => {
-        let inserted: Set<string>;
-        try {
-          inserted = await repository.insertMany(memberships);
-        } catch (error) {
-          if (memberships.length === 1 || !isRefusedStatement(error)) throw error;
-          inserted = new Set();
-        }
-        return Promise.all(memberships.map((m) => (inserted.has(m.id) ? { ok: true as const, value: m } : alone(m))));
-      },
-      { maxBatch: options.maxBatch ?? 128, maxInFlight: options.maxInFlight ?? 4 },
-    );
+    this.batcher = batchInsert<Membership>({
+      insertMany: (memberships) => repository.insertMany(memberships),
+      // A fork of its own: a failed insert must not leave anything behind for the others.
+      insertAlone: (membership) => new MembershipService(orm.fork(), membership.createdBy ?? undefined).create(membership),
+      batching,
+    });
   }
 
   /** Batches sent and memberships submitted. */

@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { Batcher, type BatcherOptions, type Settled } from "../database/batcher.js";
-import { isRefusedStatement } from "../database/statement-error.js";
+import { batchInsert } from "../database/batch-insert.js";
+import type { Batcher, BatcherOptions } from "../database/batcher.js";
 import type { Tenant } from "./tenant.entity.js";
 import { TenantRepository } from "./tenant.repository.js";
 import { newTenant, type NewTenant } from "./tenant.service.js";
@@ -19,32 +19,19 @@ import { newTenant, type NewTenant } from "./tenant.service.js";
  * have failed each request.
  */
 export class TenantInserter {
-  private readonly batcher: Batcher<Tenant, void>;
+  private readonly batcher: Batcher<Tenant, Tenant>;
 
-  constructor(orm: EntityManager, options: Partial<BatcherOptions> = {}) {
+  constructor(orm: EntityManager, batching: Partial<BatcherOptions> = {}) {
     const repository = new TenantRepository(orm.fork());
-    const alone = async (tenant: Tenant): Promise<Settled<void>> => {
-      try {
+    this.batcher = batchInsert<Tenant>({
+      insertMany: (tenants) => repository.insertMany(tenants),
+      insertAlone: async (tenant) => {
         // A fork of its own: a failed insert must not leave anything behind for the others.
         await new TenantRepository(orm.fork()).insert(tenant);
-        return { ok: true, value: undefined };
-      } catch (error) {
-        return { ok: false, error };
-      }
-    };
-    this.batcher = new Batcher(
-      async (tenants) => {
-        let inserted: Set<string>;
-        try {
-          inserted = await repository.insertMany(tenants);
-        } catch (error) {
-          if (tenants.length === 1 || !isRefusedStatement(error)) throw error;
-          inserted = new Set();
-        }
-        return Promise.all(tenants.map((t) => (inserted.has(t.id) ? { ok: true as const, value: undefined } : alone(t))));
+        return tenant;
       },
-      { maxBatch: options.maxBatch ?? 128, maxInFlight: options.maxInFlight ?? 4 },
-    );
+      batching,
+    });
   }
 
   /** Batches sent and tenants submitted. */
@@ -53,9 +40,7 @@ export class TenantInserter {
   }
 
   /** Validates, inserts, and resolves with the stored tenant. */
-  async create(input: NewTenant): Promise<Tenant> {
-    const tenant = newTenant(input);
-    await this.batcher.submit(tenant);
-    return tenant;
+  create(input: NewTenant): Promise<Tenant> {
+    return this.batcher.submit(newTenant(input));
   }
 }
