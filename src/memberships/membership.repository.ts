@@ -3,7 +3,6 @@ import {
   LockMode,
   UniqueConstraintViolationException,
   type EntityManager,
-  type Platform,
 } from "@mikro-orm/postgresql";
 import { sqlQuery } from "../database/sql.js";
 import { rowDates } from "../database/rows.js";
@@ -26,8 +25,7 @@ export interface MembershipFilter {
  * A `"UserTenantMapping"` row as `pg` returns it, mapped without the ORM for
  * reads that change nothing (see tenantFromRow).
  */
-function membershipFromRow(row: Record<string, unknown>, platform: Platform): Membership {
-  const date = rowDates(platform);
+function membershipFromRow(row: Record<string, unknown>, date: (value: unknown) => Date): Membership {
   return {
     id: row.Id as string,
     tenantId: row.tenantId as string,
@@ -176,9 +174,9 @@ export class MembershipRepository {
         ORDER BY "createdAt", "Id" LIMIT ${Number(limit)}`,
       params,
     );
-    const platform = this.em.getPlatform();
+    const date = rowDates(this.em.getPlatform());
     return rows.map((row) => ({
-      membership: membershipFromRow(row, platform),
+      membership: membershipFromRow(row, date),
       cursor: [String(row.cursor_created), String(row.Id)],
     }));
   }

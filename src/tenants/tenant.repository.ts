@@ -1,4 +1,4 @@
-import { LockMode, UniqueConstraintViolationException, type EntityManager, type Platform } from "@mikro-orm/postgresql";
+import { LockMode, UniqueConstraintViolationException, type EntityManager } from "@mikro-orm/postgresql";
 import { sqlQuery } from "../database/sql.js";
 import { rowDates } from "../database/rows.js";
 import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
@@ -30,8 +30,7 @@ export interface ListQuery {
  * A `"Tenants"` row as `pg` returns it, mapped without the ORM: for reads
  * that change nothing and need no identity map (nor its snapshots).
  */
-function tenantFromRow(row: Record<string, unknown>, platform: Platform): Tenant {
-  const date = rowDates(platform);
+function tenantFromRow(row: Record<string, unknown>, date: (value: unknown) => Date): Tenant {
   return {
     id: row.tenant_id as string,
     name: row.name as string,
@@ -75,13 +74,13 @@ export class TenantRepository {
 
   private async findManyBySql(sql: string, keys: readonly string[], timeoutMs: number | undefined): Promise<Tenant[]> {
     const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, [keys], { timeoutMs });
-    const platform = this.em.getPlatform();
-    return rows.map((row) => tenantFromRow(row, platform));
+    const date = rowDates(this.em.getPlatform());
+    return rows.map((row) => tenantFromRow(row, date));
   }
 
   private async findOneBySql(sql: string, params: unknown[]): Promise<Tenant | undefined> {
     const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
-    return rows[0] && tenantFromRow(rows[0], this.em.getPlatform());
+    return rows[0] && tenantFromRow(rows[0], rowDates(this.em.getPlatform()));
   }
 
   /** Deleted tenants are not found by name (AIP-164). */
@@ -164,9 +163,9 @@ export class TenantRepository {
       (conditions.length ? ` WHERE ${conditions.join(" AND ")}` : "") +
       ` ORDER BY ${orderBy} LIMIT ${Number(query.limit)}`;
     const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
-    const platform = this.em.getPlatform();
+    const date = rowDates(this.em.getPlatform());
     return rows.map((row) => ({
-      tenant: tenantFromRow(row, platform),
+      tenant: tenantFromRow(row, date),
       cursor: [
         ...query.order.map((c) => String(c.timestamp ? row[`cursor_${c.column}`] : row[c.column])),
         String(row.tenant_id),
