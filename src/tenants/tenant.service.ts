@@ -63,12 +63,13 @@ function checkEtag(tenant: Tenant, etag: string): void {
   }
 }
 
-const sortable: Record<string, Omit<SortColumn, "desc">> = {
-  name: { column: "name", timestamp: false },
-  domain: { column: "domain", timestamp: false },
-  create_time: { column: "created_at", timestamp: true },
-  update_time: { column: "updated_at", timestamp: true },
-};
+// A Map, not an object: a field named after an Object.prototype member must not match.
+const sortable = new Map<string, Omit<SortColumn, "desc">>([
+  ["name", { column: "name", timestamp: false }],
+  ["domain", { column: "domain", timestamp: false }],
+  ["create_time", { column: "created_at", timestamp: true }],
+  ["update_time", { column: "updated_at", timestamp: true }],
+]);
 
 function parseOrderBy(orderBy: string): SortColumn[] {
   if (orderBy.trim() === "") return [{ column: "created_at", timestamp: true, desc: false }];
@@ -76,7 +77,7 @@ function parseOrderBy(orderBy: string): SortColumn[] {
   return orderBy.split(",").map((part) => {
     const words = part.trim().split(/\s+/);
     const [field, direction, ...rest] = words;
-    const column = field === undefined ? undefined : sortable[field];
+    const column = field === undefined ? undefined : sortable.get(field);
     if (!column || rest.length > 0 || (direction !== undefined && direction !== "desc" && direction !== "asc")) {
       throw invalidArgument(
         "order_by",
