@@ -9,9 +9,11 @@ import { createClient, type Client, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+import { EventService } from "../gen/tenancy/v1/event_pb.js";
 
 export * from "../gen/tenancy/v1/tenant_pb.js";
 export * from "../gen/tenancy/v1/membership_pb.js";
+export * from "../gen/tenancy/v1/event_pb.js";
 export { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 
 export interface TenancyClientOptions {
@@ -29,6 +31,7 @@ export interface TenancyClientOptions {
 export interface TenancyClients {
   tenants: Client<typeof TenantService>;
   memberships: Client<typeof MembershipService>;
+  events: Client<typeof EventService>;
 }
 
 export function createTenancyClients(options: TenancyClientOptions): TenancyClients {
@@ -47,5 +50,6 @@ export function createTenancyClients(options: TenancyClientOptions): TenancyClie
   return {
     tenants: createClient(TenantService, transport),
     memberships: createClient(MembershipService, transport),
+    events: createClient(EventService, transport),
   };
 }

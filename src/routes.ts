@@ -1,6 +1,10 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { file_tenancy_v1_tenant, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { file_tenancy_v1_membership, MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+import { EventService, file_tenancy_v1_event } from "../gen/tenancy/v1/event_pb.js";
+import { eventHandler } from "./events/event.handler.js";
+import type { EventHub } from "./events/event.hub.js";
+import type { WatchOptions } from "./events/event.service.js";
 import { file_health_v1_health, Health } from "../gen/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -22,6 +26,9 @@ export interface RouteDeps {
   tenantInserter: TenantInserter;
   membershipInserter: MembershipInserter;
   tenantRules?: TenantRules;
+  /** The change feed's live side (src/events/). */
+  eventHub: EventHub;
+  watch: WatchOptions;
 }
 
 /** Every RPC service this server offers; shared by the server and the tests. */
@@ -29,10 +36,12 @@ export function routes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
     router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, rules: deps.tenantRules })));
     router.service(MembershipService, membershipHandler({ inserter: deps.membershipInserter }));
-    router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName]));
+    router.service(EventService, eventHandler({ hub: deps.eventHub, watch: deps.watch }));
+    router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName, EventService.typeName]));
     registerReflection(router, [
       file_tenancy_v1_tenant,
       file_tenancy_v1_membership,
+      file_tenancy_v1_event,
       file_health_v1_health,
       file_grpc_reflection_v1_reflection,
       file_grpc_reflection_v1alpha_reflection,

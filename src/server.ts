@@ -26,6 +26,8 @@ import { CreateTenantRequestSchema, ListTenantsResponseSchema, TenantSchema, Ten
 import { decodeCreateTenantRequest } from "./tenants/tenant.decoder.js";
 import { encodeListTenantsResponse, encodeTenant } from "./tenants/tenant.encoder.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+import { EventHub } from "./events/event.hub.js";
+import { defaultWatchOptions, type WatchOptions } from "./events/event.service.js";
 
 export interface ServerDeps {
   orm: MikroORM;
@@ -42,6 +44,8 @@ export interface ServerDeps {
   tenantCacheSize?: number;
   /** Timings of the cache's invalidation listener (tests shorten them). */
   tenantCacheListener?: TenantCachingOptions["listener"];
+  /** WatchEvents: progress interval, backlog bound (see src/events/event.service.ts). */
+  watch?: Partial<WatchOptions>;
 }
 
 export interface Server {
@@ -59,6 +63,8 @@ export interface Server {
   /** The coalescing writers of CreateTenant and CreateMembership (for tests and diagnostics). */
   readonly tenantInserter: TenantInserter;
   readonly membershipInserter: MembershipInserter;
+  /** The change feed's live side: one LISTEN connection, shared by every watcher. */
+  readonly eventHub: EventHub;
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -95,6 +101,8 @@ export function createServer(deps: ServerDeps): Server {
   const tenantLoader = new TenantLoader(deps.orm.em);
   const tenantInserter = new TenantInserter(deps.orm.em);
   const membershipInserter = new MembershipInserter(deps.orm.em);
+  const eventHub = new EventHub(deps.orm.em, { databaseUrl: deps.orm.config.get("clientUrl")!, log: deps.logger });
+  const watch: WatchOptions = { ...defaultWatchOptions, ...deps.watch };
   metrics.coalescing({
     get_tenant: () => tenantLoader.stats.byId,
     lookup_tenant_by_domain: () => tenantLoader.stats.byDomain,
@@ -120,7 +128,15 @@ export function createServer(deps: ServerDeps): Server {
     decoders: new Map([[CreateTenantRequestSchema, decodeCreateTenantRequest]]),
   });
   const rpc = connectNodeAdapter({
-    routes: grpcFastPath.routes(routes({ health: deps.health, tenantLoader, tenantInserter, membershipInserter, tenantRules: deps.tenantRules })),
+    routes: grpcFastPath.routes(routes({
+      health: deps.health,
+      tenantLoader,
+      tenantInserter,
+      membershipInserter,
+      tenantRules: deps.tenantRules,
+      eventHub,
+      watch,
+    })),
     interceptors,
     contextValues,
     readMaxBytes,
@@ -215,12 +231,14 @@ export function createServer(deps: ServerDeps): Server {
     tenantLoader,
     tenantInserter,
     membershipInserter,
+    eventHub,
     listen(port, host) {
       // The configuration refuses this too; this guard also covers servers built in code.
       if (auth.mode === "none" && !isLoopbackHost(host)) {
         return Promise.reject(new Error(`without authentication (auth mode none) the server listens only on loopback, not on "${host}"`));
       }
       tenantCache.start();
+      eventHub.start();
       return new Promise((resolve, reject) => {
         tcp.once("error", reject);
         tcp.listen(port, host, () => {
@@ -231,6 +249,9 @@ export function createServer(deps: ServerDeps): Server {
     },
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+      // Watch streams never end by themselves: end them first (UNAVAILABLE,
+      // "resume elsewhere"), so that they don't hold the shutdown for its grace period.
+      await eventHub.stop();
       for (const session of sessions) session.close(); // GOAWAY: no new streams, running ones finish
       h1.closeIdleConnections();
       const deadline = setTimeout(() => {

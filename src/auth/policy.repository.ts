@@ -68,4 +68,13 @@ export class PolicyRepository {
     );
     return rows[0]?.roles;
   }
+
+  /** Every tenant the user belongs to, with the user's roles there (the change feed's visibility). */
+  async membershipsOf(userId: string): Promise<Array<{ tenantId: string; roles: string[] }>> {
+    return sqlQuery<{ tenantId: string; roles: string[] }>(
+      this.em,
+      `SELECT "tenantId", roles FROM "UserTenantMapping" WHERE "userId" = ?::uuid`,
+      [userId],
+    );
+  }
 }

@@ -3,6 +3,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { TenantSchema, TenantService, type LookupTenantRequest, type UpdateTenantRequest } from "../../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../../gen/tenancy/v1/membership_pb.js";
+import { EventService } from "../../gen/tenancy/v1/event_pb.js";
 import { invalidArgument, Violations } from "../common/errors.js";
 import { optionalId, requireId } from "../common/ids.js";
 import { hasAdminRole } from "../memberships/membership.roles.js";
@@ -26,7 +27,9 @@ import { PolicyRepository } from "./policy.repository.js";
  * | anyone else                 | nothing                                                          |
  *
  * ListTenants is open to every caller but shows a non-administrator only the
- * tenants they belong to (`tenantsVisibleTo`).
+ * tenants they belong to (`tenantsVisibleTo`). So are ListEvents and
+ * WatchEvents, which show the events of what the caller may read by the
+ * rules above (src/events/event.visibility.ts).
  *
  * A denial never depends on whether the resource exists: "no such tenant"
  * and "not your tenant" are the same PERMISSION_DENIED, with the same
@@ -178,6 +181,12 @@ rule(MembershipService.method.updateMembership, async (request, caller) => {
 
 rule(MembershipService.method.deleteMembership, (request, caller) => adminOfTargetTenant(request.id, "id", caller));
 
+/**
+ * Open to every authenticated caller, streams included: the handler itself
+ * shows each caller only what it may see (src/events/event.visibility.ts).
+ */
+const filteredByHandler = new Set([procedureOf(EventService.method.listEvents), procedureOf(EventService.method.watchEvents)]);
+
 /** The request as the interceptor sees it. */
 export interface AuthorizationRequest {
   procedure: string;
@@ -192,6 +201,7 @@ export async function authorize(
   em: () => EntityManager,
 ): Promise<Decision> {
   if (principal.platformAdmin) return ALLOW;
+  if (principal.userId && filteredByHandler.has(request.procedure)) return ALLOW;
   const check = rules.get(request.procedure);
   if (!principal.userId || !check || request.message === undefined) return deny(PLATFORM_ADMIN_ONLY);
   return check(request.message as MessageShape<DescMessage>, new Caller(principal.userId, em()));

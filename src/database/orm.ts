@@ -7,6 +7,7 @@ import { Migration20261127010000_request_ids } from "./migrations/Migration20261
 import { Migration20261127020000_tenant_lifecycle } from "./migrations/Migration20261127020000_tenant_lifecycle.js";
 import { Migration20261127030000_membership_roles } from "./migrations/Migration20261127030000_membership_roles.js";
 import { Migration20261127050000_tenant_notify } from "./migrations/Migration20261127050000_tenant_notify.js";
+import { Migration20261128000000_events } from "./migrations/Migration20261128000000_events.js";
 
 /** Every migration, in order. Listed explicitly so no file discovery (and no TypeScript loader) is needed at run time. */
 export const migrations = [
@@ -15,6 +16,7 @@ export const migrations = [
   { name: "Migration20261127020000_tenant_lifecycle", class: Migration20261127020000_tenant_lifecycle },
   { name: "Migration20261127030000_membership_roles", class: Migration20261127030000_membership_roles },
   { name: "Migration20261127050000_tenant_notify", class: Migration20261127050000_tenant_notify },
+  { name: "Migration20261128000000_events", class: Migration20261128000000_events },
 ];
 
 export interface OrmOptions {

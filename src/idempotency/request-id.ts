@@ -3,6 +3,7 @@ import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufb
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AlreadyExistsError } from "../common/errors.js";
 import { sqlQuery } from "../database/sql.js";
+import { readEventSequence, tagTransaction, type WriteReceipt } from "../events/event-context.js";
 
 export const REQUEST_ID_REUSED = "REQUEST_ID_REUSED";
 
@@ -39,10 +40,12 @@ export async function oncePerRequestId<Response extends DescMessage>(
   em: EntityManager,
   key: { requestId: string; method: string; hash: string },
   responseSchema: Response,
+  receipt: WriteReceipt,
   create: (em: EntityManager) => Promise<MessageShape<Response>>,
 ): Promise<MessageShape<Response>> {
   if (key.requestId === "") return create(em);
   return em.transactional(async (tx) => {
+    await tagTransaction(tx, receipt);
     const claimed = await sqlQuery<{ request_id: string }>(
       tx,
       `INSERT INTO "RequestIds" (request_id, method, request_hash) VALUES (?::uuid, ?, ?)
@@ -50,12 +53,13 @@ export async function oncePerRequestId<Response extends DescMessage>(
       [key.requestId, key.method, key.hash],
     );
     if (claimed.length === 0) {
-      const [previous] = await sqlQuery<{ method: string; request_hash: string; response: Buffer | null }>(
+      const [previous] = await sqlQuery<{ method: string; request_hash: string; response: Buffer | null; event_sequence: string | null }>(
         tx,
-        `SELECT method, request_hash, response FROM "RequestIds" WHERE request_id = ?::uuid`,
+        `SELECT method, request_hash, response, event_sequence FROM "RequestIds" WHERE request_id = ?::uuid`,
         [key.requestId],
       );
       if (previous && previous.method === key.method && previous.request_hash === key.hash && previous.response) {
+        if (previous.event_sequence) receipt.eventSequence = BigInt(previous.event_sequence);
         return fromBinary(responseSchema, new Uint8Array(previous.response));
       }
       throw new AlreadyExistsError(
@@ -65,8 +69,10 @@ export async function oncePerRequestId<Response extends DescMessage>(
       );
     }
     const response = await create(tx);
-    await sqlQuery(tx, `UPDATE "RequestIds" SET response = ? WHERE request_id = ?::uuid`, [
+    await readEventSequence(tx, receipt);
+    await sqlQuery(tx, `UPDATE "RequestIds" SET response = ?, event_sequence = ? WHERE request_id = ?::uuid`, [
       Buffer.from(toBinary(responseSchema, response)),
+      receipt.eventSequence?.toString() ?? null,
       key.requestId,
     ]);
     return response;

@@ -13,8 +13,17 @@ import type { MembershipInserter } from "./membership.inserter.js";
 import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { toMembershipMessage } from "./membership.mapper.js";
 import { MembershipService } from "./membership.service.js";
+import { setEventSequenceHeader, WriteReceipt } from "../events/event-context.js";
 
 const service = (ctx: HandlerContext) => new MembershipService(entityManager(ctx), actorOf(ctx));
+
+/** A write through the service, its event sequence put in the response header. */
+async function write<T>(ctx: HandlerContext, work: (service: MembershipService) => Promise<T>): Promise<T> {
+  const receipt = new WriteReceipt(actorOf(ctx));
+  const result = await work(new MembershipService(entityManager(ctx), actorOf(ctx), receipt));
+  setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
+  return result;
+}
 
 export interface MembershipHandlerDeps {
   inserter: MembershipInserter;
@@ -30,12 +39,17 @@ export const membershipHandler = (deps: MembershipHandlerDeps): ServiceImpl<type
     // The common case, coalesced with concurrent creates; a request_id or a
     // deadline needs the request's own transaction.
     if (req.requestId === "" && !inTransaction(ctx)) {
-      return toMembershipMessage(await deps.inserter.create({ tenantId, userId, roles }, actorOf(ctx)));
+      const { membership, eventSequence } = await deps.inserter.create({ tenantId, userId, roles }, actorOf(ctx));
+      setEventSequenceHeader(ctx.responseHeader, eventSequence);
+      return toMembershipMessage(membership);
     }
     const key = { requestId: req.requestId, method: "CreateMembership", hash: req.requestId ? requestHash(req) : "" };
-    return oncePerRequestId(entityManager(ctx), key, MembershipSchema, async (em) =>
-      toMembershipMessage(await new MembershipService(em, actorOf(ctx)).create({ tenantId, userId, roles })),
+    const receipt = new WriteReceipt(actorOf(ctx), req.requestId || undefined);
+    const created = await oncePerRequestId(entityManager(ctx), key, MembershipSchema, receipt, async (em) =>
+      toMembershipMessage(await new MembershipService(em, actorOf(ctx), receipt).create({ tenantId, userId, roles })),
     );
+    setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
+    return created;
   },
 
   async getMembership(req, ctx) {
@@ -52,18 +66,19 @@ export const membershipHandler = (deps: MembershipHandlerDeps): ServiceImpl<type
   },
 
   async updateMembership(req, ctx) {
-    if (!req.membership) throw invalidArgument("membership", "is required");
-    const membership = await service(ctx).update({
-      id: req.membership.id,
-      roles: req.membership.roles,
-      etag: req.membership.etag,
+    const input = req.membership;
+    if (!input) throw invalidArgument("membership", "is required");
+    const membership = await write(ctx, (memberships) => memberships.update({
+      id: input.id,
+      roles: input.roles,
+      etag: input.etag,
       paths: req.updateMask?.paths ?? [],
-    });
+    }));
     return toMembershipMessage(membership);
   },
 
   async deleteMembership(req, ctx) {
-    await service(ctx).delete(req.id);
+    await write(ctx, (memberships) => memberships.delete(req.id));
     return create(EmptySchema);
   },
 });

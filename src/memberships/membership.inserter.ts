@@ -4,6 +4,8 @@ import type { Batcher, BatcherOptions } from "../database/batcher.js";
 import type { Membership } from "./membership.entity.js";
 import { MembershipRepository } from "./membership.repository.js";
 import { MembershipService, newMembership, type NewMembership } from "./membership.service.js";
+import { EventRepository } from "../events/event.repository.js";
+import { WriteReceipt } from "../events/event-context.js";
 
 /**
  * CreateMembership without a request_id and outside a transaction (no
@@ -21,13 +23,32 @@ import { MembershipService, newMembership, type NewMembership } from "./membersh
  */
 export class MembershipInserter {
   private readonly batcher: Batcher<Membership, Membership>;
+  /** The sequence of each inserted membership's `membership.created` event. */
+  private readonly sequences = new WeakMap<Membership, bigint>();
 
   constructor(orm: EntityManager, batching: Partial<BatcherOptions> = {}) {
     const repository = new MembershipRepository(orm.fork());
+    const events = new EventRepository(orm.fork());
     this.batcher = batchInsert<Membership>({
-      insertMany: (memberships) => repository.insertMany(memberships),
-      // A fork of its own: a failed insert must not leave anything behind for the others.
-      insertAlone: (membership) => new MembershipService(orm.fork(), membership.createdBy ?? undefined).create(membership),
+      insertMany: async (memberships) => {
+        const inserted = await repository.insertMany(memberships);
+        const sequences = await events.creationSequences(
+          "membership.created",
+          memberships.filter((m) => inserted.has(m.id)).map((m) => m.id),
+        );
+        for (const membership of memberships) {
+          const sequence = sequences.get(membership.id);
+          if (sequence !== undefined) this.sequences.set(membership, sequence);
+        }
+        return inserted;
+      },
+      insertAlone: async (membership) => {
+        const receipt = new WriteReceipt(membership.createdBy ?? undefined);
+        // A fork of its own: a failed insert must not leave anything behind for the others.
+        const created = await new MembershipService(orm.fork(), membership.createdBy ?? undefined, receipt).create(membership);
+        if (receipt.eventSequence !== undefined) this.sequences.set(created, receipt.eventSequence);
+        return created;
+      },
       batching,
     });
   }
@@ -37,8 +58,12 @@ export class MembershipInserter {
     return { ...this.batcher.stats };
   }
 
-  /** Validates, inserts, and resolves with the stored membership; `actor` is its creator. */
-  create(input: NewMembership, actor: string | undefined): Promise<Membership> {
-    return this.batcher.submit(newMembership(input, actor));
+  /**
+   * Validates, inserts, and resolves with the stored membership and the
+   * sequence of its `membership.created` event; `actor` is its creator.
+   */
+  async create(input: NewMembership, actor: string | undefined): Promise<{ membership: Membership; eventSequence: bigint | undefined }> {
+    const membership = await this.batcher.submit(newMembership(input, actor));
+    return { membership, eventSequence: this.sequences.get(membership) };
   }
 }

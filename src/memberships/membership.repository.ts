@@ -25,7 +25,7 @@ export interface MembershipFilter {
  * A `"UserTenantMapping"` row as `pg` returns it, mapped without the ORM for
  * reads that change nothing (see tenantFromRow).
  */
-function membershipFromRow(row: Record<string, unknown>, date: (value: unknown) => Date): Membership {
+export function membershipFromRow(row: Record<string, unknown>, date: (value: unknown) => Date): Membership {
   return {
     id: row.Id as string,
     tenantId: row.tenantId as string,

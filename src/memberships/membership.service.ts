@@ -8,6 +8,7 @@ import { MEMBERSHIP_NOT_FOUND, MembershipRepository } from "./membership.reposit
 import { membershipEtag } from "./membership.mapper.js";
 import { checkRoles, hasAdminRole } from "./membership.roles.js";
 import { ETAG_MISMATCH } from "../tenants/tenant.service.js";
+import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
 
 export const LAST_ADMIN = "LAST_ADMIN";
 
@@ -81,10 +82,14 @@ export function newMembership(input: NewMembership, actor: string | undefined): 
 export class MembershipService {
   private readonly memberships: MembershipRepository;
 
-  /** @param actor who is acting, a UUID, or undefined when anonymous. */
+  /**
+   * @param actor who is acting, a UUID, or undefined when anonymous.
+   * @param receipt for the change feed: the request, and the event sequence of each write.
+   */
   constructor(
     private readonly em: EntityManager,
     private readonly actor: string | undefined,
+    private readonly receipt: WriteReceipt = new WriteReceipt(actor),
   ) {
     this.memberships = new MembershipRepository(em);
   }
@@ -102,6 +107,7 @@ export class MembershipService {
       const memberships = new MembershipRepository(tx);
       await memberships.assertTenantAcceptsMembers(membership.tenantId);
       await memberships.insert(tx.create(Membership, membership));
+      await readEventSequence(tx, this.receipt);
       return membership;
     });
   }
@@ -120,6 +126,7 @@ export class MembershipService {
     const roles = checkRoles(changes.roles, "membership.roles", violations);
     violations.throwIfAny();
     return this.em.transactional(async (tx) => {
+      await tagTransaction(tx, this.receipt);
       const { membership, adminIds } = await new MembershipRepository(tx).findForChange(id);
       if (changes.etag !== "" && changes.etag !== membershipEtag(membership)) {
         throw new AbortedError(ETAG_MISMATCH, "the membership was changed since the etag was read: read it again and retry", {
@@ -131,6 +138,7 @@ export class MembershipService {
       membership.updatedBy = this.actor ?? null;
       membership.updatedAt = new Date();
       await tx.flush();
+      await readEventSequence(tx, this.receipt);
       return membership;
     });
   }
@@ -138,11 +146,13 @@ export class MembershipService {
   async delete(id: string): Promise<void> {
     const membershipId = requireId(id, "id");
     await this.em.transactional(async (tx) => {
+      await tagTransaction(tx, this.receipt);
       const memberships = new MembershipRepository(tx);
       const { membership, adminIds } = await memberships.findForChange(membershipId);
       if (isLastAdmin(membership, adminIds)) throw lastAdmin(membership);
       const deleted = await memberships.delete(membership.id);
       if (!deleted) throw new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
+      await readEventSequence(tx, this.receipt);
     });
   }
 

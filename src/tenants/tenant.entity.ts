@@ -18,6 +18,8 @@ export class Tenant {
   deletedAt!: Date | null;
   /** When a DELETED tenant is purged for good; set while DELETED. */
   purgeAt!: Date | null;
+  /** Who created it (the principal's user id); the change feed's actor of `tenant.created`. Not on the wire. */
+  createdBy!: string | null;
 }
 
 export type TenantState = "ACTIVE" | "SUSPENDED" | "DELETED";
@@ -36,5 +38,6 @@ export const TenantSchema = new EntitySchema<Tenant>({
     state: { type: "string", fieldName: "state", default: "ACTIVE" },
     deletedAt: { type: "Date", columnType: "timestamptz", fieldName: "deleted_at", nullable: true },
     purgeAt: { type: "Date", columnType: "timestamptz", fieldName: "purge_at", nullable: true },
+    createdBy: { type: "uuid", fieldName: "created_by", nullable: true },
   },
 });

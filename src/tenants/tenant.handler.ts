@@ -11,7 +11,8 @@ import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkRequestId } from "../common/ids.js";
 import { tenantsVisibleTo } from "../auth/policy.js";
-import { entityManager, inTransaction } from "../rpc/context.js";
+import { actorOf, entityManager, inTransaction } from "../rpc/context.js";
+import { setEventSequenceHeader, WriteReceipt } from "../events/event-context.js";
 import type { TenantInserter } from "./tenant.inserter.js";
 import { toTenantMessage } from "./tenant.mapper.js";
 import { defaultTenantRules, TenantReads, TenantService, type RequestedState, type TenantRules } from "./tenant.service.js";
@@ -46,7 +47,14 @@ function deadlineOf(ctx: HandlerContext): Deadline | undefined {
 /** Thin: decode the request, call the service, map the entity to the wire. */
 export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof TenantServiceDesc> {
   const rules = deps.rules ?? defaultTenantRules;
-  const service = (ctx: HandlerContext) => new TenantService(entityManager(ctx), rules);
+  const service = (ctx: HandlerContext, receipt?: WriteReceipt) => new TenantService(entityManager(ctx), rules, receipt);
+  /** A write through the service, its event sequence put in the response header. */
+  const write = async <T>(ctx: HandlerContext, work: (service: TenantService) => Promise<T>): Promise<T> => {
+    const receipt = new WriteReceipt(actorOf(ctx));
+    const result = await work(service(ctx, receipt));
+    setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
+    return result;
+  };
   const reads = new TenantReads(deps.loader);
   return {
     async createTenant(req, ctx) {
@@ -57,11 +65,18 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
       const fields = { name: input.name, domain: input.domain, params: input.params, state };
       // The common case, coalesced with concurrent creates; a request_id or a
       // deadline needs the request's own transaction.
-      if (req.requestId === "" && !inTransaction(ctx)) return toTenantMessage(await deps.inserter.create(fields));
+      if (req.requestId === "" && !inTransaction(ctx)) {
+        const { tenant, eventSequence } = await deps.inserter.create(fields, actorOf(ctx));
+        setEventSequenceHeader(ctx.responseHeader, eventSequence);
+        return toTenantMessage(tenant);
+      }
       const key = { requestId: req.requestId, method: "CreateTenant", hash: req.requestId ? requestHash(req) : "" };
-      return oncePerRequestId(entityManager(ctx), key, TenantSchema, async (em) =>
-        toTenantMessage(await new TenantService(em, rules).create(fields)),
+      const receipt = new WriteReceipt(actorOf(ctx), req.requestId || undefined);
+      const created = await oncePerRequestId(entityManager(ctx), key, TenantSchema, receipt, async (em) =>
+        toTenantMessage(await new TenantService(em, rules, receipt).create(fields)),
       );
+      setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
+      return created;
     },
 
     async getTenant(req, ctx) {
@@ -89,30 +104,31 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
     },
 
     async updateTenant(req, ctx) {
-      if (!req.tenant) throw invalidArgument("tenant", "is required");
-      const tenant = await service(ctx).update({
-        id: req.tenant.id,
-        name: req.tenant.name,
-        domain: req.tenant.domain,
-        params: req.tenant.params,
+      const input = req.tenant;
+      if (!input) throw invalidArgument("tenant", "is required");
+      const tenant = await write(ctx, (tenants) => tenants.update({
+        id: input.id,
+        name: input.name,
+        domain: input.domain,
+        params: input.params,
         // Validated against the mask by the service, which names the field.
-        state: req.tenant.state === State.DELETED ? "DELETED" : requestedState(req.tenant.state, "tenant.state"),
-        etag: req.tenant.etag,
+        state: input.state === State.DELETED ? "DELETED" : requestedState(input.state, "tenant.state"),
+        etag: input.etag,
         paths: req.updateMask?.paths ?? [],
-      });
+      }));
       return toTenantMessage(tenant);
     },
 
     async deleteTenant(req, ctx) {
-      return toTenantMessage(await service(ctx).delete(req));
+      return toTenantMessage(await write(ctx, (tenants) => tenants.delete(req)));
     },
 
     async undeleteTenant(req, ctx) {
-      return toTenantMessage(await service(ctx).undelete(req));
+      return toTenantMessage(await write(ctx, (tenants) => tenants.undelete(req)));
     },
 
     async purgeTenant(req, ctx) {
-      await service(ctx).purge(req);
+      await write(ctx, (tenants) => tenants.purge(req));
       return create(EmptySchema);
     },
   };

@@ -4,6 +4,7 @@ import type { Batcher, BatcherOptions } from "../database/batcher.js";
 import type { Tenant } from "./tenant.entity.js";
 import { TenantRepository } from "./tenant.repository.js";
 import { newTenant, type NewTenant } from "./tenant.service.js";
+import { EventRepository } from "../events/event.repository.js";
 
 /**
  * CreateTenant without a request_id and outside a transaction (no deadline),
@@ -20,14 +21,29 @@ import { newTenant, type NewTenant } from "./tenant.service.js";
  */
 export class TenantInserter {
   private readonly batcher: Batcher<Tenant, Tenant>;
+  /** The sequence of each inserted tenant's `tenant.created` event, read back after the commit. */
+  private readonly sequences = new WeakMap<Tenant, bigint>();
 
   constructor(orm: EntityManager, batching: Partial<BatcherOptions> = {}) {
     const repository = new TenantRepository(orm.fork());
+    const events = new EventRepository(orm.fork());
+    const recordSequences = async (tenants: readonly Tenant[]) => {
+      const sequences = await events.creationSequences("tenant.created", tenants.map((t) => t.id));
+      for (const tenant of tenants) {
+        const sequence = sequences.get(tenant.id);
+        if (sequence !== undefined) this.sequences.set(tenant, sequence);
+      }
+    };
     this.batcher = batchInsert<Tenant>({
-      insertMany: (tenants) => repository.insertMany(tenants),
+      insertMany: async (tenants) => {
+        const inserted = await repository.insertMany(tenants);
+        await recordSequences(tenants.filter((t) => inserted.has(t.id)));
+        return inserted;
+      },
       insertAlone: async (tenant) => {
         // A fork of its own: a failed insert must not leave anything behind for the others.
         await new TenantRepository(orm.fork()).insert(tenant);
+        await recordSequences([tenant]);
         return tenant;
       },
       batching,
@@ -39,8 +55,12 @@ export class TenantInserter {
     return { ...this.batcher.stats };
   }
 
-  /** Validates, inserts, and resolves with the stored tenant. */
-  create(input: NewTenant): Promise<Tenant> {
-    return this.batcher.submit(newTenant(input));
+  /**
+   * Validates, inserts, and resolves with the stored tenant and the sequence
+   * of its `tenant.created` event; `actor` is its creator.
+   */
+  async create(input: NewTenant, actor?: string): Promise<{ tenant: Tenant; eventSequence: bigint | undefined }> {
+    const tenant = await this.batcher.submit(newTenant(input, actor));
+    return { tenant, eventSequence: this.sequences.get(tenant) };
   }
 }

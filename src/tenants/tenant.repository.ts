@@ -30,7 +30,7 @@ export interface ListQuery {
  * A `"Tenants"` row as `pg` returns it, mapped without the ORM: for reads
  * that change nothing and need no identity map (nor its snapshots).
  */
-function tenantFromRow(row: Record<string, unknown>, date: (value: unknown) => Date): Tenant {
+export function tenantFromRow(row: Record<string, unknown>, date: (value: unknown) => Date): Tenant {
   return {
     id: row.tenant_id as string,
     name: row.name as string,
@@ -42,6 +42,7 @@ function tenantFromRow(row: Record<string, unknown>, date: (value: unknown) => D
     state: row.state as Tenant["state"],
     deletedAt: row.deleted_at == null ? null : date(row.deleted_at),
     purgeAt: row.purge_at == null ? null : date(row.purge_at),
+    createdBy: (row.created_by as string | null | undefined) ?? null,
   };
 }
 
@@ -114,13 +115,21 @@ export class TenantRepository {
     // per column.
     const rows = await sqlQuery<{ tenant_id: string }>(
       this.em,
-      `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at, version, state)
-       SELECT id, name, domain, params, created_at, created_at, 1, state
-         FROM jsonb_to_recordset(?::jsonb) AS r(id uuid, name text, domain text, params jsonb, created_at timestamptz, state text)
+      `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at, version, state, created_by)
+       SELECT id, name, domain, params, created_at, created_at, 1, state, created_by
+         FROM jsonb_to_recordset(?::jsonb) AS r(id uuid, name text, domain text, params jsonb, created_at timestamptz, state text, created_by uuid)
        ON CONFLICT DO NOTHING RETURNING tenant_id`,
       [
         JSON.stringify(
-          tenants.map((t) => ({ id: t.id, name: t.name, domain: t.domain, params: t.params ?? {}, created_at: t.createdAt, state: t.state })),
+          tenants.map((t) => ({
+            id: t.id,
+            name: t.name,
+            domain: t.domain,
+            params: t.params ?? {},
+            created_at: t.createdAt,
+            state: t.state,
+            created_by: t.createdBy,
+          })),
         ),
       ],
     );

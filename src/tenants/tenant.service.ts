@@ -14,6 +14,7 @@ import { tenantEtag } from "./tenant.mapper.js";
 import type { TenantLoader } from "./tenant.loader.js";
 import type { Deadline } from "../database/batcher.js";
 import { compileTenantFilter, FilterError } from "./filter/index.js";
+import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
 
 export const ETAG_MISMATCH = "ETAG_MISMATCH";
 export const TENANT_HAS_MEMBERSHIPS = "TENANT_HAS_MEMBERSHIPS";
@@ -100,8 +101,12 @@ function checkCursor(order: SortColumn[], keys: string[]): void {
   if (!ok) throw invalidArgument("page_token", "is malformed: pass the next_page_token of a previous response");
 }
 
-/** A new tenant from a CreateTenant request, validated (INVALID_ARGUMENT with every violation) and normalized. */
-export function newTenant(input: NewTenant): Tenant {
+/**
+ * A new tenant from a CreateTenant request, validated (INVALID_ARGUMENT with
+ * every violation) and normalized; `actor` (a UUID, or undefined when
+ * anonymous) is recorded as its creator.
+ */
+export function newTenant(input: NewTenant, actor?: string): Tenant {
   const violations = new Violations();
   const name = checkName(input.name, "tenant.name", violations);
   const domain = checkDomain(input.domain, "tenant.domain", violations);
@@ -120,6 +125,7 @@ export function newTenant(input: NewTenant): Tenant {
     state: input.state ?? "ACTIVE",
     deletedAt: null,
     purgeAt: null,
+    createdBy: actor ?? null,
   };
 }
 
@@ -152,18 +158,44 @@ export class TenantReads {
 export class TenantService {
   private readonly tenants: TenantRepository;
 
+  /**
+   * @param receipt who acts and for which request; every write records its
+   * event sequence there (see src/events/).
+   */
   constructor(
     private readonly em: EntityManager,
     private readonly rules: TenantRules = defaultTenantRules,
+    private readonly receipt: WriteReceipt = new WriteReceipt(undefined),
   ) {
     this.tenants = new TenantRepository(em);
   }
 
-  /** Inserts in the entity manager's transaction (a request_id's or a deadline's); else see TenantInserter. */
+  /**
+   * Inserts in a transaction (the request's own: a request_id's or a
+   * deadline's, when it has one); else see TenantInserter.
+   */
   async create(input: NewTenant): Promise<Tenant> {
-    const tenant = newTenant(input);
-    await this.tenants.insert(tenant);
+    const tenant = newTenant(input, this.receipt.actor);
+    await this.inTransaction(async (em) => {
+      await new TenantRepository(em).insert(tenant);
+      await readEventSequence(em, this.receipt);
+    });
     return tenant;
+  }
+
+  /** Runs `work` in the current transaction, or in a new one. */
+  private inTransaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.em.isInTransaction() ? work(this.em) : this.em.transactional(work);
+  }
+
+  /** A write transaction: tagged for the change feed first, its event sequence read last. */
+  private write<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.em.transactional(async (em) => {
+      await tagTransaction(em, this.receipt);
+      const result = await work(em);
+      await readEventSequence(em, this.receipt);
+      return result;
+    });
   }
 
   lookupByName(raw: string): Promise<Tenant> {
@@ -233,7 +265,7 @@ export class TenantService {
 
     // The row lock serializes concurrent updates of one tenant, so that two
     // clients changing different params keys both keep their change.
-    return this.em.transactional(async (em) => {
+    return this.write(async (em) => {
       const repository = new TenantRepository(em);
       const tenant = await repository.findForUpdate(id);
       checkEtag(tenant, changes.etag);
@@ -260,7 +292,7 @@ export class TenantService {
   async delete(request: { id: string; etag: string; force: boolean }): Promise<Tenant> {
     const id = requireId(request.id, "id");
     try {
-      return await this.em.transactional(async (em) => {
+      return await this.write(async (em) => {
         const tenant = await new TenantRepository(em).findForUpdate(id);
         checkEtag(tenant, request.etag);
         if (tenant.state === "DELETED") throw deleted(tenant);
@@ -287,7 +319,7 @@ export class TenantService {
 
   async undelete(request: { id: string; etag: string }): Promise<Tenant> {
     const id = requireId(request.id, "id");
-    return this.em.transactional(async (em) => {
+    return this.write(async (em) => {
       const tenant = await new TenantRepository(em).findForUpdate(id);
       checkEtag(tenant, request.etag);
       if (tenant.state !== "DELETED") throw notDeleted(tenant);
@@ -303,7 +335,7 @@ export class TenantService {
   /** Removes a deleted tenant and whatever memberships it still has, for good. */
   async purge(request: { id: string; etag: string }): Promise<void> {
     const id = requireId(request.id, "id");
-    await this.em.transactional(async (em) => {
+    await this.write(async (em) => {
       const tenant = await new TenantRepository(em).findForUpdate(id);
       checkEtag(tenant, request.etag);
       if (tenant.state !== "DELETED") throw notDeleted(tenant);

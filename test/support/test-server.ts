@@ -11,6 +11,7 @@ import type { TenantLoader } from "../../src/tenants/tenant.loader.js";
 import type { TenantInserter } from "../../src/tenants/tenant.inserter.js";
 import type { MembershipInserter } from "../../src/memberships/membership.inserter.js";
 import { HealthMonitor } from "../../src/health/health.monitor.js";
+import type { EventHub } from "../../src/events/event.hub.js";
 import { createTestDatabase } from "./database.js";
 
 export interface TestServer {
@@ -32,6 +33,7 @@ export interface TestServer {
   tenantLoader: TenantLoader;
   tenantInserter: TenantInserter;
   membershipInserter: MembershipInserter;
+  eventHub: EventHub;
   close(): Promise<void>;
 }
 
@@ -53,6 +55,8 @@ export interface TestServerOptions {
   tenantCacheListener?: ServerDeps["tenantCacheListener"];
   /** How callers are authenticated; default none (every caller is a platform administrator). */
   auth?: ServerDeps["auth"];
+  /** WatchEvents timings (tests shorten the progress interval). */
+  watch?: ServerDeps["watch"];
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -83,6 +87,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tenantCacheSize: options.tenantCacheSize,
     tenantCacheListener: options.tenantCacheListener,
     auth: options.auth,
+    watch: options.watch,
   });
   const address = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${address.port}`;
@@ -99,6 +104,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tenantLoader: server.tenantLoader,
     tenantInserter: server.tenantInserter,
     membershipInserter: server.membershipInserter,
+    eventHub: server.eventHub,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {
