@@ -26,7 +26,7 @@ import { CreateTenantRequestSchema, ListTenantsResponseSchema, TenantSchema, Ten
 import { decodeCreateTenantRequest } from "./tenants/tenant.decoder.js";
 import { encodeListTenantsResponse, encodeTenant } from "./tenants/tenant.encoder.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
-import { EventHub } from "./events/event.hub.js";
+import { EventHub, type EventHubOptions } from "./events/event.hub.js";
 import { defaultWatchOptions, type WatchOptions } from "./events/event.service.js";
 
 export interface ServerDeps {
@@ -46,6 +46,8 @@ export interface ServerDeps {
   tenantCacheListener?: TenantCachingOptions["listener"];
   /** WatchEvents: progress interval, backlog bound (see src/events/event.service.ts). */
   watch?: Partial<WatchOptions>;
+  /** How the event hub reads the feed (tests make its batches small). */
+  eventHub?: Pick<EventHubOptions, "pollMs" | "fetchSize">;
 }
 
 export interface Server {
@@ -101,8 +103,14 @@ export function createServer(deps: ServerDeps): Server {
   const tenantLoader = new TenantLoader(deps.orm.em);
   const tenantInserter = new TenantInserter(deps.orm.em);
   const membershipInserter = new MembershipInserter(deps.orm.em);
-  const eventHub = new EventHub(deps.orm.em, { databaseUrl: deps.orm.config.get("clientUrl")!, log: deps.logger });
   const watch: WatchOptions = { ...defaultWatchOptions, ...deps.watch };
+  // A watcher drains the hub's batches one by one: its backlog bound must hold at least one.
+  const eventHub = new EventHub(deps.orm.em, {
+    databaseUrl: deps.orm.config.get("clientUrl")!,
+    log: deps.logger,
+    ...deps.eventHub,
+    fetchSize: Math.min(deps.eventHub?.fetchSize ?? 1_000, watch.maxBacklog),
+  });
   metrics.coalescing({
     get_tenant: () => tenantLoader.stats.byId,
     lookup_tenant_by_domain: () => tenantLoader.stats.byDomain,

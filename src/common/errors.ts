@@ -51,6 +51,9 @@ export class FailedPreconditionError extends ReasonedError {
 export class AbortedError extends ReasonedError {
   readonly code = Code.Aborted;
 }
+export class ResourceExhaustedError extends ReasonedError {
+  readonly code = Code.ResourceExhausted;
+}
 
 /**
  * Messages quote client input, which may be cut in the middle of a surrogate

@@ -3,7 +3,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import type { Event } from "../../gen/tenancy/v1/event_pb.js";
 import type { Logger } from "../logger.js";
 import { rowDates } from "../database/rows.js";
-import { EventRepository, type EventRow } from "./event.repository.js";
+import { EVENTS_AFTER_SQL, LATEST_SEQUENCE_SQL, type EventRow } from "./event.repository.js";
 import { toEventMessage } from "./event.mapper.js";
 
 /** The channel the event triggers notify, with the transaction's last sequence as payload. */
@@ -105,9 +105,9 @@ export class Subscription {
 }
 
 /**
- * Follows the "Events" table for every watcher of this instance: one LISTEN
- * connection, and one query per batch of new events, whose messages are
- * shared by all subscriptions. Wake-ups come from the triggers' NOTIFY; a
+ * Follows the "Events" table for every watcher of this instance: one
+ * connection of its own, which LISTENs and reads one query per batch of new
+ * events, whose messages are shared by all subscriptions. Wake-ups come from the triggers' NOTIFY; a
  * slow poll catches anything a dropped connection missed.
  *
  * Because sequences are handed out in commit order (see the migration), "the
@@ -128,7 +128,6 @@ export class EventHub {
   private reconnect: NodeJS.Timeout | undefined;
   private attempt = 0;
   private stopped = false;
-  private readonly repository: EventRepository;
   private readonly date: (value: unknown) => Date;
   /** Batches read, for tests and metrics. */
   fetches = 0;
@@ -137,7 +136,6 @@ export class EventHub {
     em: EntityManager,
     private readonly options: EventHubOptions,
   ) {
-    this.repository = new EventRepository(em.fork());
     this.date = rowDates(em.getPlatform());
   }
 
@@ -158,6 +156,13 @@ export class EventHub {
 
   get watchers(): number {
     return this.subscriptions.size;
+  }
+
+  /** Watchers that fell too far behind and are about to be ended (tests, metrics). */
+  get overflowedWatchers(): number {
+    let n = 0;
+    for (const subscription of this.subscriptions) if (subscription.overflowed) n++;
+    return n;
   }
 
   subscribe(maxBacklog: number): Subscription {
@@ -213,7 +218,8 @@ export class EventHub {
       // Everything committed before LISTEN took effect is at or below this
       // head; everything after is announced.
       if (!this.headKnown) {
-        this.current = await this.repository.latestSequence();
+        const { rows } = await client.query<{ sequence: string }>(LATEST_SEQUENCE_SQL);
+        this.current = BigInt(rows[0]!.sequence);
         this.headKnown = true;
         this.readyResolve();
       }
@@ -246,8 +252,10 @@ export class EventHub {
   private async fetchAll(): Promise<void> {
     const size = this.options.fetchSize ?? 1_000;
     for (;;) {
-      if (this.stopped) return;
-      const rows = await this.repository.list({}, { after: this.current, descending: false, limit: size });
+      // The LISTEN connection also reads: the pool stays for the requests.
+      const client = this.client;
+      if (this.stopped || !client || !this.headKnown) return;
+      const { rows } = await client.query<EventRow>(EVENTS_AFTER_SQL, [this.current.toString(), size]);
       this.fetches += 1;
       if (rows.length === 0) return;
       const events = rows.map((row) => ({ sequence: BigInt(row.sequence), message: toEventMessage(row, this.date), row }));

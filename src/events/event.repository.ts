@@ -32,6 +32,11 @@ export interface EventQuery {
 
 const COLUMNS = `sequence::text AS sequence, id, time, type, tenant_id, user_id, actor, request_id, resource, changed_fields`;
 
+/** Every event after $1, oldest first, at most $2: the hub's one query, on its own connection. */
+export const EVENTS_AFTER_SQL = `SELECT ${COLUMNS} FROM "Events" WHERE sequence > $1::bigint ORDER BY sequence LIMIT $2`;
+/** The latest sequence committed; the pruned mark when retention removed every event. */
+export const LATEST_SEQUENCE_SQL = `SELECT greatest((SELECT max(sequence) FROM "Events"), (SELECT pruned_through FROM "EventFeed"), 0)::text AS sequence`;
+
 function conditions(query: EventQuery, params: unknown[]): string[] {
   const where: string[] = [];
   if (query.tenantId !== undefined) {
@@ -85,7 +90,7 @@ export class EventRepository {
 
   /** The latest sequence committed (0 before the first event). */
   async latestSequence(): Promise<bigint> {
-    const [row] = await sqlQuery<{ sequence: string | null }>(this.em, `SELECT max(sequence)::text AS sequence FROM "Events"`, []);
+    const [row] = await sqlQuery<{ sequence: string }>(this.em, LATEST_SEQUENCE_SQL, []);
     return BigInt(row?.sequence ?? 0);
   }
 

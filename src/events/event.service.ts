@@ -10,7 +10,7 @@ import {
   type WatchEventsRequest,
   type WatchEventsResponse,
 } from "../../gen/tenancy/v1/event_pb.js";
-import { FailedPreconditionError, invalidArgument, Violations } from "../common/errors.js";
+import { FailedPreconditionError, invalidArgument, ResourceExhaustedError, Violations } from "../common/errors.js";
 import { optionalId } from "../common/ids.js";
 import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { rowDates } from "../database/rows.js";
@@ -182,9 +182,10 @@ export async function* watchEvents(
     for (;;) {
       const batch: FeedEvent[] = await subscription.next(options.progressIntervalMs, signal);
       if (subscription.overflowed) {
-        throw new ConnectError(
+        throw new ResourceExhaustedError(
+          WATCHER_TOO_SLOW,
           `this watcher read too slowly and more than ${options.maxBacklog} events waited for it: resume after sequence ${position}`,
-          Code.ResourceExhausted,
+          { resume_after: position.toString() },
         );
       }
       if (signal.aborted) return;

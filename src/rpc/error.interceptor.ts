@@ -72,10 +72,22 @@ export function toRpcError(error: unknown, log: Logger, procedure: string): Conn
 
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
+    const procedure = req.method.parent.typeName + "/" + req.method.name;
     try {
-      return await next(req);
+      const res = await next(req);
+      // A stream's errors surface while its messages are read, after this
+      // call returned: they are mapped as they pass.
+      return res.stream ? { ...res, message: mapStreamErrors(res.message, log, procedure) } : res;
     } catch (error) {
-      throw toRpcError(error, log, req.method.parent.typeName + "/" + req.method.name);
+      throw toRpcError(error, log, procedure);
     }
   };
+}
+
+async function* mapStreamErrors<T>(messages: AsyncIterable<T>, log: Logger, procedure: string): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toRpcError(error, log, procedure);
+  }
 }

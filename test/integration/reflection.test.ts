@@ -131,6 +131,7 @@ describe.each(versions)("grpc.reflection.%s.ServerReflection", (_version, open) 
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
+        "tenancy.v1.EventService",
         "tenancy.v1.MembershipService",
         "tenancy.v1.TenantService",
       ].sort(),

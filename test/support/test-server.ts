@@ -57,6 +57,7 @@ export interface TestServerOptions {
   auth?: ServerDeps["auth"];
   /** WatchEvents timings (tests shorten the progress interval). */
   watch?: ServerDeps["watch"];
+  eventHub?: ServerDeps["eventHub"];
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -88,6 +89,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tenantCacheListener: options.tenantCacheListener,
     auth: options.auth,
     watch: options.watch,
+    eventHub: options.eventHub,
   });
   const address = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${address.port}`;
