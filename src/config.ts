@@ -32,6 +32,12 @@ export interface Config {
   requestIdRetentionMs: number;
   /** How often the purge of expired tenants and old request ids runs. */
   maintenanceIntervalMs: number;
+  /** How long events of the change feed are kept. */
+  eventRetentionMs: number;
+  /** How long a quiet WatchEvents stream goes without a progress message. */
+  watchProgressIntervalMs: number;
+  /** Events a WatchEvents client may leave unread before its stream ends with RESOURCE_EXHAUSTED. */
+  watchMaxBacklog: number;
   /** Keys held by the in-process tenant cache; 0 disables it. */
   tenantCacheSize: number;
   /** Server processes sharing the port (node:cluster); 1 runs in this process. */
@@ -209,6 +215,9 @@ export function loadConfig(env: Env = process.env): Config {
     tenantRetentionMs: duration(env, "TENANT_RETENTION", "30d", 0),
     requestIdRetentionMs: duration(env, "REQUEST_ID_RETENTION", "24h", 24 * 3600 * 1000),
     maintenanceIntervalMs: duration(env, "MAINTENANCE_INTERVAL", "1m", 100),
+    eventRetentionMs: duration(env, "EVENT_RETENTION", "7d", 60 * 1000),
+    watchProgressIntervalMs: duration(env, "WATCH_PROGRESS_INTERVAL", "5s", 100),
+    watchMaxBacklog: integer(env, "WATCH_MAX_BACKLOG", 10_000, 100, 10_000_000),
     tenantCacheSize: integer(env, "TENANT_CACHE_SIZE", 10_000, 0, 10_000_000),
     workers: integer(env, "WORKERS", 1, 1, 256),
     auth: auth(env, host),

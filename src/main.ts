@@ -50,10 +50,12 @@ async function main(): Promise<void> {
     auth: config.auth,
     tenantRules: { retentionMs: config.tenantRetentionMs },
     tenantCacheSize: config.tenantCacheSize,
+    watch: { progressIntervalMs: config.watchProgressIntervalMs, maxBacklog: config.watchMaxBacklog },
   });
   const maintenance = startMaintenance(orm, log, {
     intervalMs: config.maintenanceIntervalMs,
     requestIdRetentionMs: config.requestIdRetentionMs,
+    eventRetentionMs: config.eventRetentionMs,
   });
   const address = await server.listen(config.port, config.host);
   log.info(

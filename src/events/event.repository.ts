@@ -33,7 +33,7 @@ export interface EventQuery {
 const COLUMNS = `sequence::text AS sequence, id, time, type, tenant_id, user_id, actor, request_id, resource, changed_fields`;
 
 /** Every event after $1, oldest first, at most $2: the hub's one query, on its own connection. */
-export const EVENTS_AFTER_SQL = `SELECT ${COLUMNS} FROM "Events" WHERE sequence > $1::bigint ORDER BY sequence LIMIT $2`;
+export const EVENTS_AFTER_SQL = `SELECT ${COLUMNS} FROM "Events" WHERE sequence > $1::bigint ORDER BY "Events".sequence LIMIT $2`;
 /** The latest sequence committed; the pruned mark when retention removed every event. */
 export const LATEST_SEQUENCE_SQL = `SELECT greatest((SELECT max(sequence) FROM "Events"), (SELECT pruned_through FROM "EventFeed"), 0)::text AS sequence`;
 
@@ -83,7 +83,7 @@ export class EventRepository {
     return sqlQuery<EventRow>(
       this.em,
       `SELECT ${COLUMNS} FROM "Events"${where.length ? ` WHERE ${where.join(" AND ")}` : ""}
-        ORDER BY sequence ${page.descending ? "DESC" : "ASC"} LIMIT ${Number(page.limit)}`,
+        ORDER BY "Events".sequence ${page.descending ? "DESC" : "ASC"} LIMIT ${Number(page.limit)}`,
       params,
     );
   }

@@ -147,6 +147,9 @@ export async function* watchEvents(
     const date = rowDates(em().getPlatform());
     let position = request.startNow ? subscription.from : request.afterSequence;
     if (request.startNow) {
+      // The hub may not have read the latest commits yet: "now" is the
+      // database's, and what the hub brings up to it is skipped below.
+      position = maxBig(position, await repository.latestSequence());
       yield progress(position);
     } else {
       const prunedThrough = await repository.prunedThrough();

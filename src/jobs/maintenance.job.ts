@@ -2,10 +2,13 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "../logger.js";
 import { purgeExpiredTenants } from "../tenants/tenant.purger.js";
 import { forgetOldRequestIds } from "../idempotency/request-id.js";
+import { EventRepository } from "../events/event.repository.js";
 
 export interface MaintenanceOptions {
   intervalMs: number;
   requestIdRetentionMs: number;
+  /** How long change-feed events are kept; older ones are pruned (watchers resuming before them get EVENTS_EXPIRED). */
+  eventRetentionMs: number;
 }
 
 /**
@@ -25,6 +28,12 @@ export function startMaintenance(orm: MikroORM, log: Logger, options: Maintenanc
       } while (purged.length > 0);
       const forgotten = await forgetOldRequestIds(em, options.requestIdRetentionMs);
       if (forgotten) log.debug({ forgotten }, "forgot old request ids");
+      const events = new EventRepository(em);
+      let pruned: number;
+      do {
+        pruned = await events.prune(new Date(Date.now() - options.eventRetentionMs));
+        if (pruned) log.info({ events: pruned }, "pruned expired events");
+      } while (pruned > 0);
     } catch (error) {
       log.warn({ err: error }, "maintenance failed; retrying on the next tick");
     }

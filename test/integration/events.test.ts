@@ -240,6 +240,12 @@ describe("ListEvents", () => {
     );
     expect(bad.code).toBe(Code.InvalidArgument);
     expect(describeError(bad).fields).toEqual(["tenant_id", "actor", "types[0]", "order_by"]);
+    // Ordered numerically over every event so far, both ways (well past 9 and 10, where text order would differ).
+    const all = await server.grpc.events.listEvents({ pageSize: 1000 });
+    expect(all.events.length).toBeGreaterThan(20);
+    for (let i = 1; i < all.events.length; i++) expect(all.events[i]!.sequence > all.events[i - 1]!.sequence).toBe(true);
+    const desc = await server.grpc.events.listEvents({ pageSize: 1000, orderBy: "sequence desc" });
+    expect(desc.events.map((e) => e.sequence)).toEqual(all.events.map((e) => e.sequence).reverse());
     const wrongToken = await rpcError(server.grpc.events.listEvents({ tenantId: tenant.id, pageToken: newest.nextPageToken }));
     expect(describeError(wrongToken)).toEqual({ code: "InvalidArgument", fields: ["page_token"] });
   });

@@ -147,7 +147,7 @@ describe("soft delete, undelete and purge", () => {
     const t = await server.grpc.tenants.createTenant({ tenant: unique() });
     await server.grpc.tenants.deleteTenant({ id: t.id });
     await server.sql.query(`UPDATE "Tenants" SET purge_at = now() WHERE tenant_id = $1`, [t.id]);
-    const job = startMaintenance(server.orm, createLogger("silent"), { intervalMs: 100, requestIdRetentionMs: 24 * 3600 * 1000 });
+    const job = startMaintenance(server.orm, createLogger("silent"), { intervalMs: 100, requestIdRetentionMs: 24 * 3600 * 1000, eventRetentionMs: 7 * 24 * 3600 * 1000 });
     try {
       const deadline = Date.now() + 10_000;
       let gone = false;
