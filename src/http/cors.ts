@@ -16,7 +16,8 @@ export function createCors(allowedOrigins: readonly string[]) {
   const any = allowedOrigins.includes("*");
   const origins = new Set(allowedOrigins);
   const allowHeaders = [...connectCors.allowedHeaders, "Authorization", "X-Request-Id", "X-Actor-Id"].join(", ");
-  const exposeHeaders = [...connectCors.exposedHeaders, "X-Request-Id"].join(", ");
+  // Tenancy-Event-Sequence: a web client waits for its own write on the change feed.
+  const exposeHeaders = [...connectCors.exposedHeaders, "X-Request-Id", "Tenancy-Event-Sequence"].join(", ");
   const allowMethods = connectCors.allowedMethods.join(", ");
 
   return function applyCors(req: Request, res: Response): boolean {

@@ -7,6 +7,7 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { TenantService } from "../../gen/tenancy/v1/tenant_pb.js";
+import { EventService } from "../../gen/tenancy/v1/event_pb.js";
 
 export type BrowserProtocol = "connect" | "grpc-web";
 
@@ -76,3 +77,49 @@ const runScenario: RunScenario = async (baseUrl, protocol, tag) => {
 };
 
 (globalThis as unknown as { runScenario: RunScenario }).runScenario = runScenario;
+
+export type WatchInPage = (baseUrl: string, protocol: BrowserProtocol, tenantId: string) => void;
+
+/**
+ * Watches one tenant's events from now on and shows each as a line of the
+ * page's `#events` list; `#events[data-ready]` once the stream is open.
+ */
+const watchInPage: WatchInPage = (baseUrl, protocol, tenantId) => {
+  const transport =
+    protocol === "connect"
+      ? createConnectTransport({ baseUrl, useBinaryFormat: false })
+      : createGrpcWebTransport({ baseUrl, useBinaryFormat: true });
+  const events = createClient(EventService, transport);
+  // Only what every DOM has; the script is compiled without DOM types.
+  const document = (globalThis as unknown as { document: DomDocument }).document;
+  const list = document.createElement("ol");
+  list.id = "events";
+  document.body.appendChild(list);
+  void (async () => {
+    try {
+      for await (const message of events.watchEvents({ startNow: true, tenantId })) {
+        if (message.kind.case === "progress") list.setAttribute("data-ready", "true");
+        if (message.kind.case === "event") {
+          const item = document.createElement("li");
+          item.textContent = `${message.kind.value.type} ${message.kind.value.changedFields?.paths.join(",") ?? ""}`;
+          list.appendChild(item);
+        }
+      }
+    } catch (e) {
+      list.setAttribute("data-error", ConnectError.from(e).message);
+    }
+  })();
+};
+
+interface DomElement {
+  id: string;
+  textContent: string | null;
+  setAttribute(name: string, value: string): void;
+  appendChild(child: DomElement): void;
+}
+interface DomDocument {
+  body: DomElement;
+  createElement(tag: string): DomElement;
+}
+
+(globalThis as unknown as { watchInPage: WatchInPage }).watchInPage = watchInPage;

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { build } from "esbuild";
 import { chromium, type Browser, type Page } from "playwright-core";
-import type { BrowserProtocol, RunScenario, ScenarioResult } from "../browser/page.js";
+import type { BrowserProtocol, RunScenario, ScenarioResult, WatchInPage } from "../browser/page.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 /**
@@ -146,6 +146,34 @@ describe.skipIf(skip)(
         expect(stored.params).toEqual({ via: protocol });
         const logged = server!.logs.filter((l) => l.msg === "rpc" && l.procedure === "tenancy.v1.TenantService/CreateTenant" && l.protocol === protocol);
         expect(logged.length).toBeGreaterThan(0);
+      },
+      TIMEOUT,
+    );
+
+    it.each(["connect", "grpc-web"] as const)(
+      "shows a change made by another client while the page watches over %s (WatchEvents)",
+      async (protocol) => {
+        const t = tag();
+        const tenant = await server!.grpc.tenants.createTenant({ tenant: { name: `Watched ${t}`, domain: `${t}.watched.example` } });
+        const context = await browser!.newContext();
+        try {
+          const page: Page = await context.newPage();
+          page.setDefaultTimeout(TIMEOUT);
+          await page.goto(`${allowed!.origin}/`, { waitUntil: "load" });
+          await page.waitForFunction(() => typeof (globalThis as { watchInPage?: unknown }).watchInPage === "function");
+          await page.evaluate(
+            ([baseUrl, protocol, id]) => (globalThis as unknown as { watchInPage: WatchInPage }).watchInPage(baseUrl, protocol, id),
+            [server!.baseUrl, protocol, tenant.id] as const,
+          );
+          await page.locator("#events[data-ready]").waitFor({ state: "attached" });
+          // Another client changes the tenant; the page shows it without reloading.
+          await server!.grpc.tenants.updateTenant({ tenant: { id: tenant.id, params: { color: "teal" } }, updateMask: { paths: ["params.color"] } });
+          await page.locator("#events li", { hasText: "tenant.updated params.color" }).waitFor();
+          expect(await page.locator("#events li").allTextContents()).toEqual(["tenant.updated params.color"]);
+          expect(await page.locator("#events").getAttribute("data-error")).toBeNull();
+        } finally {
+          await context.close();
+        }
       },
       TIMEOUT,
     );
