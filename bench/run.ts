@@ -15,6 +15,7 @@ import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from "../src/d
 import { initORM, migrate } from "../src/database/orm.js";
 import type { RunMessage, RunResult, SetupMessage } from "./load.js";
 import { formatProfile, summarizeProfile, type ProfileSummary } from "./profile.js";
+import { measureFollowRate, measureWatchLatency, setEventTriggers, type FollowRate, type WatchLatency } from "./events.js";
 import {
   baselineSql,
   coalescedSql,
@@ -101,6 +102,12 @@ const allScenarios: Scenario[] = [
   { id: "mixed", label: "Mixed 90% reads, cache", op: "mixed", cache: true, writes: true },
 ];
 const scenarios = settings.scenarios ? allScenarios.filter((s) => settings.scenarios!.includes(s.id)) : allScenarios;
+
+interface FeedFigures {
+  latency: WatchLatency[];
+  follow: FollowRate;
+  writes: Array<{ op: string; withEvents: number; withoutEvents: number; ratio: number }>;
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -751,6 +758,39 @@ async function main(): Promise<void> {
       }
     };
 
+    /**
+     * The change feed: delivery latency while writes run, the rate one
+     * watcher follows, and the creates measured again with the event
+     * triggers off (the write path as it was before the feed), same run.
+     */
+    let feed: FeedFigures | undefined;
+    const measureFeed = async (service: Service): Promise<FeedFigures> => {
+      const rate = quick ? 200 : 500;
+      const duration = quick ? 2_000 : 10_000;
+      const latency: WatchLatency[] = [];
+      for (const watchers of [1, 100]) {
+        log(`change feed: commit-to-delivery latency, ${watchers} watcher(s), ${rate} writes/s`);
+        latency.push(await measureWatchLatency(service.baseUrl, watchers, rate, duration));
+      }
+      log("change feed: events per second one watcher follows");
+      const follow = await measureFollowRate(service.baseUrl, db.url, quick ? 5_000 : 50_000);
+      await cleanup(db, seededAt);
+      const writes: FeedFigures["writes"] = [];
+      for (const op of ["createTenant", "createMembership"] as const) {
+        const withEvents = results.find((r) => r.service && r.id === (op === "createTenant" ? "create-tenant" : "create-membership"));
+        if (!withEvents) continue;
+        log(`change feed: ${op} with the event triggers off`);
+        await setEventTriggers(db.url, false);
+        try {
+          const without = await measure(load!, op, "rpc", service, { db, seededAt, writes: true });
+          writes.push({ op, withEvents: withEvents.service.rps, withoutEvents: without.rps, ratio: withEvents.service.rps / without.rps });
+        } finally {
+          await setEventTriggers(db.url, true);
+        }
+      }
+      return { latency, follow, writes };
+    };
+
     const runScenario = async (scenario: Scenario, service: Service) => {
       log(`${scenario.label}: ${service.workers} worker(s), cache ${scenario.cache ? "on" : "off"}`);
       await primeCache(scenario, service);
@@ -789,6 +829,7 @@ async function main(): Promise<void> {
         if (!check.sameStatements && !check.coalesced) log(`  ${check.op}: the service sends ${check.service.length} statement(s) (${check.service.map((s) => s.slice(0, 60)).join(" | ")}); the baseline ${check.baseline.length}`);
       }
       for (const scenario of uncached) await runScenario(scenario, service);
+      feed = await measureFeed(service);
     });
 
     // One worker, cache on.
@@ -901,6 +942,19 @@ async function main(): Promise<void> {
       const h = r.halfRate!;
       lines.push(`${r.label} at half the maximum rate (${h.rate}/s, open loop): p50 ${ms(h.figures.p50)} ms, p90 ${ms(h.figures.p90)} ms, p99 ${ms(h.figures.p99)} ms, ${h.figures.errors} errors`);
     }
+    if (feed) {
+      for (const l of feed.latency) {
+        lines.push(
+          `change feed, ${l.watchers} watcher(s) at ${l.writesPerSecond} writes/s: commit to delivery p50 ${ms(l.p50)} ms, p99 ${ms(l.p99)} ms, max ${ms(l.max)} ms (${l.delivered} deliveries; target p99 < 100 ms ${l.p99 < 100 ? "met" : "MISSED"})`,
+        );
+      }
+      lines.push(`change feed: one watcher follows ${fmt(feed.follow.eventsPerSecond)} events/s (${feed.follow.events} events in ${feed.follow.seconds.toFixed(2)} s)`);
+      for (const w of feed.writes) {
+        lines.push(
+          `change feed: ${w.op} ${fmt(w.withEvents)}/s with events, ${fmt(w.withoutEvents)}/s with the event triggers off: ${w.ratio.toFixed(2)}x (target >= 0.85x ${w.ratio >= 0.85 ? "met" : "MISSED"})`,
+        );
+      }
+    }
     if (pgbench) lines.push(`pgbench (select by primary key, ${pgbench.clients} clients, ${pgbench.mode}): ${fmt(pgbench.tps)} tps`);
     else lines.push("pgbench: not found on this machine (set BENCH_PGBENCH)");
     const coalesced = sqlChecks.filter((c) => c.coalesced);
@@ -941,6 +995,7 @@ async function main(): Promise<void> {
       results,
       scaling,
       pgbench,
+      feed,
       sqlChecks,
       profiles: profiles.map(({ id, requests, summary }) => ({ id, requests, summary })),
       summary,

@@ -1,0 +1,145 @@
+/**
+ * The change feed's figures for `npm run bench`: how soon a committed change
+ * reaches watchers (1 and 100 of them) while writes run, and how many events
+ * per second one watcher can follow.
+ */
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import pg from "pg";
+import { createTenancyClients } from "../src/client.js";
+
+export interface WatchLatency {
+  watchers: number;
+  writesPerSecond: number;
+  delivered: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface FollowRate {
+  events: number;
+  seconds: number;
+  eventsPerSecond: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/**
+ * Opens `watchers` streams (on one HTTP/2 connection, as one consumer
+ * process would), then writes at `rate` per second for `durationMs`
+ * (CreateTenant over another connection); each delivery's latency is the
+ * time from the event's commit time to its arrival.
+ */
+export async function measureWatchLatency(baseUrl: string, watchers: number, rate: number, durationMs: number): Promise<WatchLatency> {
+  const reader = createTenancyClients({ baseUrl, protocol: "grpc" });
+  const writer = createTenancyClients({ baseUrl, protocol: "grpc" });
+  const controller = new AbortController();
+  const latencies: number[] = [];
+  let ready = 0;
+  const streams = Array.from({ length: watchers }, async () => {
+    try {
+      for await (const message of reader.events.watchEvents({ startNow: true }, { signal: controller.signal })) {
+        if (message.kind.case === "progress") ready++;
+        if (message.kind.case === "event") latencies.push(Date.now() - timestampDate(message.kind.value.time!).getTime());
+      }
+    } catch {
+      // aborted at the end
+    }
+  });
+  while (ready < watchers) await new Promise((resolve) => setTimeout(resolve, 10));
+  const tag = Math.random().toString(36).slice(2, 8);
+  let sent = 0;
+  const pending: Array<Promise<unknown>> = [];
+  const started = Date.now();
+  while (Date.now() - started < durationMs) {
+    const due = Math.floor(((Date.now() - started) / 1000) * rate);
+    for (; sent < due; sent++) {
+      pending.push(writer.tenants.createTenant({ tenant: { name: `Feed bench ${tag} ${sent}`, domain: `fb-${tag}-${sent}.bench.example` } }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await Promise.all(pending);
+  // Let the last deliveries arrive.
+  const expected = sent * watchers;
+  const until = Date.now() + 5_000;
+  while (latencies.length < expected && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  controller.abort();
+  await Promise.all(streams);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    watchers,
+    writesPerSecond: rate,
+    delivered: latencies.length,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+  };
+}
+
+/**
+ * One watcher follows while `count` events are committed as fast as
+ * PostgreSQL takes them (statements of 1,000 tenant inserts): events per
+ * second from the first arrival to the last.
+ */
+export async function measureFollowRate(baseUrl: string, databaseUrl: string, count: number): Promise<FollowRate> {
+  const reader = createTenancyClients({ baseUrl, protocol: "grpc" });
+  const controller = new AbortController();
+  let received = 0;
+  let first = 0;
+  let last = 0;
+  let ready = false;
+  const stream = (async () => {
+    try {
+      for await (const message of reader.events.watchEvents({ startNow: true }, { signal: controller.signal })) {
+        if (message.kind.case === "progress") ready = true;
+        if (message.kind.case === "event") {
+          if (received === 0) first = Date.now();
+          received++;
+          last = Date.now();
+        }
+      }
+    } catch {
+      // aborted at the end
+    }
+  })();
+  while (!ready) await new Promise((resolve) => setTimeout(resolve, 10));
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const tag = Math.random().toString(36).slice(2, 8);
+  try {
+    for (let at = 0; at < count; at += 1_000) {
+      await client.query(
+        `INSERT INTO "Tenants" (tenant_id, name, domain, params)
+         SELECT gen_random_uuid(), 'follow ' || $1 || ' ' || i, 'follow-' || $1 || '-' || i || '.bench.example', '{"plan":"pro"}'
+           FROM generate_series($2::int, $3::int) i`,
+        [tag, at, Math.min(count, at + 1_000) - 1],
+      );
+    }
+  } finally {
+    await client.end();
+  }
+  const until = Date.now() + 30_000;
+  while (received < count && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  controller.abort();
+  await stream;
+  const seconds = Math.max(0.001, (last - first) / 1000);
+  return { events: received, seconds, eventsPerSecond: received / seconds };
+}
+
+/** The event triggers, switched off to measure the write path without the feed (the code path before it). */
+export async function setEventTriggers(databaseUrl: string, enabled: boolean): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    for (const table of ["Tenants", "UserTenantMapping"]) {
+      for (const op of ["inserted", "updated", "deleted"]) {
+        await client.query(`ALTER TABLE "${table}" ${enabled ? "ENABLE" : "DISABLE"} TRIGGER "${table}_events_${op}"`);
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
