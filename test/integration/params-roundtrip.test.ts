@@ -5,7 +5,8 @@ import fc from "fast-check";
 import { Code } from "@connectrpc/connect";
 import type { TenancyClients } from "../../src/client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
-import { connectJson, createTenantBytes, grpcBinary, objectOf, OK, updateTenantBytes } from "../support/raw-rpc.js";
+import { connectJson, createTenantBytes, grpcBinary, OK, updateTenantBytes } from "../support/raw-rpc.js";
+import { canonical, jsonDocument, objectOf, protoKeyPath, quoted } from "../support/json-docs.js";
 
 /**
  * Issue 16: params must come back exactly as written, through every write
@@ -43,9 +44,6 @@ interface Doc {
   json?: string;
 }
 
-/** A key as written in update masks and filters: always backtick-quoted. */
-const quoted = (key: string) => `\`${key.replace(/`/g, "``")}\``;
-
 /**
  * Writes `doc` through one write path and protocol. For updates, a tenant
  * with BASE_PARAMS is created first, and `maskKeys` (the default: the
@@ -77,18 +75,6 @@ async function write(protocol: Protocol, path: WritePath, doc: Doc, maskKeys?: s
   return { answer, ...fields, before: BASE_PARAMS };
 }
 
-/** JSON with sorted keys: compares documents whatever their key order, with any key (`constructor` too). */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
-  if (value !== null && typeof value === "object") {
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /**
  * The written tenant, read back through GetTenant, LookupTenant (by domain
  * and by name) and ListTenants filtered on its name and on `filterKeys`:
@@ -103,24 +89,6 @@ async function readBack(clients: TenancyClients, name: string, domain: string, f
   const listed = await clients.tenants.listTenants({ filter });
   expect(listed.tenants.map((t) => t.id), filter).toEqual([byName.id]);
   return [byName, byId, byDomain, ...listed.tenants].map((t) => canonical(t.params));
-}
-
-/** The first `__proto__` key in document order (the order a client writes), as a field path. */
-function protoKeyPath(value: unknown, path: string): string | undefined {
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = protoKeyPath(value[i], `${path}[${i}]`);
-      if (found) return found;
-    }
-  } else if (value !== null && typeof value === "object") {
-    for (const key of Object.keys(value)) {
-      const segment = /^[A-Za-z0-9_-]+$/.test(key) ? key : quoted(key);
-      if (key === "__proto__") return `${path}.${segment}`;
-      const found = protoKeyPath((value as Record<string, unknown>)[key], `${path}.${segment}`);
-      if (found) return found;
-    }
-  }
-  return undefined;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -161,4 +129,138 @@ describe("issue 16, as reported: a params key named constructor", () => {
       expect(new Set(await readBack(server.connect, fields.name, fields.domain, Object.keys(params)))).toEqual(new Set([canonical(params)]));
     }
   });
+});
+
+describe("params that cannot be stored exactly are refused, the same way on every path", () => {
+  const everyWay = WRITE_PATHS.flatMap((path) => (["grpc", "connect"] as const).map((protocol) => [path, protocol] as const));
+
+  it.each(everyWay)("a __proto__ key anywhere: %s over %s", async (path, protocol) => {
+    const docs: Array<[Doc, string]> = [
+      [{ value: { a: objectOf([["__proto__", { polluted: true }]]) } }, "tenant.params.a.__proto__"],
+      [{ value: { a: [1, objectOf([["ok", 1], ["__proto__", 1]])] } }, "tenant.params.a[1].__proto__"],
+      [{ value: { "x.y": objectOf([["__proto__", null]]) } }, "tenant.params.`x.y`.__proto__"],
+    ];
+    for (const [doc, field] of docs) {
+      const { answer, name } = await write(protocol, path, doc);
+      expect(answer, JSON.stringify(doc.value)).toMatchObject({ code: Code.InvalidArgument, fields: [field] });
+      expect(answer.message).toContain("__proto__");
+      const stored = await server.sql.query(`SELECT params FROM "Tenants" WHERE name = $1`, [name]);
+      expect(stored.rows).toEqual(path.startsWith("create") ? [] : [{ params: BASE_PARAMS }]);
+    }
+  });
+
+  it.each(everyWay)("numbers that would not read back (1e400, -0): %s over %s", async (path, protocol) => {
+    const cases: Array<[Doc, string, string]> = [
+      [{ value: { n: Number.POSITIVE_INFINITY }, json: `{"n":1e400}` }, "tenant.params.n", "finite"],
+      [{ value: { n: [Number.NEGATIVE_INFINITY] }, json: `{"n":[-1e400]}` }, "tenant.params.n[0]", "finite"],
+      [{ value: { z: -0 }, json: `{"z":-0}` }, "tenant.params.z", "-0"],
+      [{ value: { z: { y: -0 } }, json: `{"z":{"y":-1e-400}}` }, "tenant.params.z.y", "-0"],
+    ];
+    for (const [doc, field, words] of cases) {
+      const { answer } = await write(protocol, path, doc);
+      expect(answer, doc.json).toMatchObject({ code: Code.InvalidArgument, fields: [field] });
+      expect(answer.message).toContain(words);
+    }
+  });
+
+  it.each(everyWay)("doubles at the edges read back exactly: %s over %s", async (path, protocol) => {
+    const value = { n: [5e-324, -5e-324, 1.7976931348623157e308, 2 ** 53 + 2, 0.1, 1e21, -1e-7, 0] };
+    const { answer, before } = await write(protocol, path, { value });
+    expect(answer.code).toBe(OK);
+    expect(canonical(answer.params)).toBe(canonical(path === "update params.<key>" ? { ...before, ...value } : value));
+  });
+
+  it.each(WRITE_PATHS)("lone surrogates in JSON strings and keys: %s", async (path) => {
+    const cases: Array<[string, string, string]> = [
+      [`{"s":"a\\ud800b"}`, "tenant.params.s", "Unicode"],
+      [`{"s":["\\udc00"]}`, "tenant.params.s[0]", "Unicode"],
+      [`{"s":{"\\ud800":1}}`, "tenant.params.s", "Unicode"],
+    ];
+    for (const [json, field, words] of cases) {
+      // The mask names "s", the document's key (a lone surrogate cannot be written in a binary string).
+      const { answer } = await write("connect", path, { value: { s: null }, json }, ["s"]);
+      expect(answer, json).toMatchObject({ code: Code.InvalidArgument, fields: [field] });
+      expect(answer.message).toContain(words);
+    }
+  });
+
+  it("binary strings are UTF-8: a surrogate's bytes are malformed protobuf, INVALID_ARGUMENT", async () => {
+    const bytes = Buffer.from(createTenantBytes({ ...unique(), params: { s: "\u0001\u0002\u0003" } }));
+    bytes.set([0xed, 0xa0, 0x80], bytes.indexOf(Buffer.from([1, 2, 3])));
+    const answer = await grpcBinary(session, "CreateTenant", bytes);
+    expect(answer.code).toBe(Code.InvalidArgument);
+  });
+
+  it.each(WRITE_PATHS)("duplicate names in a JSON body are refused: %s", async (path) => {
+    const cases: Array<[string, string]> = [
+      [`{"a":1,"a":2}`, "tenant.params.a"],
+      [`{"a":{"b":[{"c":1,"\\u0063":2}]}}`, "tenant.params.a.b[0].c"],
+    ];
+    for (const [json, field] of cases) {
+      const { answer } = await write("connect", path, { value: { a: null }, json }, ["a"]);
+      expect(answer, json).toMatchObject({ code: Code.InvalidArgument, fields: [field] });
+      expect(answer.message).toContain("more than once");
+    }
+    // Anywhere in the body, not only in params.
+    const fields = unique();
+    const answer = await connectJson(
+      server.baseUrl,
+      "CreateTenant",
+      `{"tenant":{"name":${JSON.stringify(fields.name)},"name":"Other","domain":${JSON.stringify(fields.domain)}}}`,
+    );
+    expect(answer).toMatchObject({ code: Code.InvalidArgument, fields: ["tenant.name"] });
+  });
+
+  it("repeated map entries in binary follow protobuf's rule: the last one wins", async () => {
+    // Two encoded requests, concatenated, are one merged request (protobuf
+    // encoding); its params map holds `a` twice.
+    const fields = unique();
+    const bytes = Buffer.concat([createTenantBytes({ ...fields, params: { a: 1, b: 1 } }), createTenantBytes({ ...fields, params: { a: 2 } })]);
+    const answer = await grpcBinary(session, "CreateTenant", bytes);
+    expect(answer.code).toBe(OK);
+    expect(answer.params).toEqual({ a: 2, b: 1 });
+  });
+});
+
+describe("generated params documents, keys named after Object.prototype, every write path, both encodings", () => {
+  /** Paths of keys through objects: what a mask `params.<k1>.<k2>` or a filter can name. */
+  function keyPaths(value: unknown, prefix: string[] = []): string[][] {
+    if (!isObject(value)) return [];
+    return Object.keys(value).flatMap((k) => [[...prefix, k], ...keyPaths(value[k], [...prefix, k])]);
+  }
+
+  it("answer the exact document (from every read) or INVALID_ARGUMENT naming the key, never anything else", async () => {
+    let refused = 0;
+    let stored = 0;
+    await fc.assert(
+      fc.asyncProperty(jsonDocument, fc.constantFrom(...WRITE_PATHS), fc.constantFrom<Protocol>("grpc", "connect"), fc.nat(), async (value, path, protocol, pick) => {
+        let maskKeys: string[] | undefined;
+        if (path === "update params.<key>") {
+          // The JSON encoding of a FieldMask turns camelCase into snake_case
+          // and refuses "_" (README): JSON clients can only name such keys.
+          const usable = keyPaths(value).filter((keys) => protocol === "grpc" || keys.every((k) => !/[A-Z_,]/.test(k)));
+          maskKeys = usable.length > 0 ? usable[pick % usable.length] : ["constructor"];
+        }
+        const { answer, name, domain, before } = await write(protocol, path, { value }, maskKeys);
+        const refusedAt = protoKeyPath(value, "tenant.params");
+        if (refusedAt) {
+          expect(answer, `${path} over ${protocol}: ${JSON.stringify(value)}`).toMatchObject({ code: Code.InvalidArgument, fields: [refusedAt] });
+          refused += 1;
+          return;
+        }
+        expect(answer, `${path} over ${protocol}: ${answer.message}`).toMatchObject({ code: OK });
+        const expected = canonical(maskKeys ? applyMaskKey(before!, maskKeys, value) : value);
+        expect(canonical(answer.params)).toBe(expected);
+        // The filter names the longest key path of the document.
+        const filterKeys = keyPaths(JSON.parse(expected)).sort((a, b) => b.length - a.length)[0] ?? [];
+        const reads = await readBack(protocol === "grpc" ? server.grpc : server.connect, name, domain, filterKeys);
+        expect(new Set(reads)).toEqual(new Set([expected]));
+        stored += 1;
+      }),
+      { numRuns: 50, seed: Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31) },
+    );
+    // Both outcomes were exercised.
+    expect(refused).toBeGreaterThan(0);
+    expect(stored).toBeGreaterThan(0);
+  }, 120_000);
 });

@@ -146,13 +146,3 @@ export function updateTenantBytes(tenant: { id: string; params: object }, paths:
   w.join();
   return w.finish();
 }
-
-/**
- * An object with these own properties, `__proto__` included (an assignment
- * or an object literal would set the prototype instead).
- */
-export function objectOf(entries: ReadonlyArray<readonly [string, unknown]>): Record<string, unknown> {
-  const object: Record<string, unknown> = {};
-  for (const [key, value] of entries) Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
-  return object;
-}
