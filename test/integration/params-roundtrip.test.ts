@@ -2,6 +2,7 @@ import http2 from "node:http2";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { TenancyClients } from "../../src/client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
@@ -211,6 +212,32 @@ describe("params that cannot be stored exactly are refused, the same way on ever
     expect(answer).toMatchObject({ code: Code.InvalidArgument, fields: ["tenant.name"] });
   });
 
+  it("the JSON checks hold for every protocol that carries JSON: gRPC-Web and gRPC too", async () => {
+    const fields = unique();
+    const proto = `{"tenant":{"name":${JSON.stringify(fields.name)},"domain":${JSON.stringify(fields.domain)},"params":{"a":{"__proto__":1}}}}`;
+    const duplicate = `{"tenant":{"name":${JSON.stringify(fields.name)},"domain":${JSON.stringify(fields.domain)},"params":{"a":1,"a":2}}}`;
+    const grpcJson = (text: string) => grpcBinary(session, "CreateTenant", Buffer.from(text), { "content-type": "application/grpc+json" });
+    expect(await grpcJson(proto)).toMatchObject({ code: Code.InvalidArgument, fields: ["tenant.params.a.__proto__"] });
+    expect(await grpcJson(duplicate)).toMatchObject({ code: Code.InvalidArgument, fields: ["tenant.params.a"] });
+    for (const text of [proto, duplicate]) {
+      const envelope = Buffer.alloc(5 + Buffer.byteLength(text));
+      envelope.writeUInt32BE(Buffer.byteLength(text), 1);
+      envelope.write(text, 5);
+      const response = await fetch(`${server.baseUrl}/tenancy.v1.TenantService/CreateTenant`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+json", "x-grpc-web": "1" },
+        body: envelope,
+      });
+      // gRPC-Web sends the status in a trailer frame (flag 0x80) at the end of the body.
+      const body = Buffer.from(await response.arrayBuffer());
+      const trailer = body.subarray(5, 5 + body.readUInt32BE(1)).toString();
+      expect(body[0]).toBe(0x80);
+      expect(trailer).toContain(`grpc-status: ${Code.InvalidArgument}`);
+      expect(decodeURIComponent(trailer)).toMatch(/__proto__|more than once/);
+    }
+    expect((await server.sql.query(`SELECT 1 FROM "Tenants" WHERE name = $1`, [fields.name])).rows).toEqual([]);
+  });
+
   it("repeated map entries in binary follow protobuf's rule: the last one wins", async () => {
     // Two encoded requests, concatenated, are one merged request (protobuf
     // encoding); its params map holds `a` twice.
@@ -219,6 +246,36 @@ describe("params that cannot be stored exactly are refused, the same way on ever
     const answer = await grpcBinary(session, "CreateTenant", bytes);
     expect(answer.code).toBe(OK);
     expect(answer.params).toEqual({ a: 2, b: 1 });
+  });
+});
+
+describe("writes that do not change params keep it exactly", () => {
+  it("through suspend, delete, undelete and purge (entity flushes and row locks), on a document of hostile keys", async () => {
+    // Every Object.prototype name but __proto__, with values that trip code
+    // reading objects by their keys (`constructor: null` next to `client`).
+    const params = Object.fromEntries(
+      Object.getOwnPropertyNames(Object.prototype)
+        .filter((name) => name !== "__proto__")
+        .map((name, i) => [name, [null, i, "s", true, { constructor: null, client: 1 }, [{ [name]: { valueOf: 1 } }]][i % 6]]),
+    );
+    const fields = unique();
+    const created = await server.connect.tenants.createTenant({ tenant: { ...fields, params: params as JsonObject } }, { timeoutMs: 5_000 });
+    const expected = canonical(params);
+    expect(canonical(created.params)).toBe(expected);
+    const steps = [
+      () => server.grpc.tenants.updateTenant({ tenant: { id: created.id, state: 2 }, updateMask: { paths: ["state"] } }),
+      () => server.connect.tenants.updateTenant({ tenant: { id: created.id, name: `${fields.name} renamed` }, updateMask: { paths: ["name"] } }),
+      () => server.grpc.tenants.deleteTenant({ id: created.id }),
+      () => server.connect.tenants.undeleteTenant({ id: created.id }),
+      () => server.grpc.tenants.deleteTenant({ id: created.id }),
+    ];
+    for (const step of steps) {
+      const tenant = await step();
+      expect(canonical(tenant.params)).toBe(expected);
+      expect(canonical((await server.grpc.tenants.getTenant({ id: created.id })).params)).toBe(expected);
+    }
+    await server.grpc.tenants.purgeTenant({ id: created.id });
+    expect((await server.sql.query(`SELECT 1 FROM "Tenants" WHERE tenant_id = $1`, [created.id])).rows).toEqual([]);
   });
 });
 
