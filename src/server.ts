@@ -2,7 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "./logger.js";
 import { routes } from "./routes.js";
@@ -21,6 +21,7 @@ import { isCoalescedTenantRead, TenantLoader } from "./tenants/tenant.loader.js"
 import { TenantInserter } from "./tenants/tenant.inserter.js";
 import { MembershipInserter } from "./memberships/membership.inserter.js";
 import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
+import { strictJsonTextDecoder } from "./rpc/strict-json.js";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { CreateTenantRequestSchema, ListTenantsResponseSchema, TenantSchema, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { decodeCreateTenantRequest } from "./tenants/tenant.decoder.js";
@@ -153,6 +154,11 @@ export function createServer(deps: ServerDeps): Server {
     // messages) parse up to this limit and are then refused by our own
     // validation with INVALID_ARGUMENT; the 1 MiB size limit bounds the rest.
     binaryOptions,
+    // Refuses duplicate names and `__proto__` keys in JSON bodies, which
+    // JSON.parse and protobuf-es would silently resolve or drop. Connect
+    // reads this option (JsonSerializationOptions) though the adapter's type
+    // does not list it; test/integration/params-roundtrip.test.ts checks it.
+    jsonOptions: { textDecoder: strictJsonTextDecoder() } as ConnectNodeAdapterOptions["jsonOptions"],
     fallback: (req, res) => {
       const path = req.url?.split("?")[0];
       if (req.method === "GET" && path === "/healthz") {

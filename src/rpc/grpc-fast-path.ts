@@ -14,6 +14,8 @@ import {
 } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { RecordHeaders } from "./record-headers.js";
+import { invalidArgument, toConnectError } from "../common/errors.js";
+import { findStructProtoKey } from "./struct-keys.js";
 
 /**
  * A lean transport for the most common call: unary gRPC over HTTP/2 with
@@ -151,9 +153,12 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       }
       if (body.length < 5 + length) throw new ConnectError(`protocol error: promised ${length} bytes in enveloped message, got ${body.length - 5} bytes`, Code.InvalidArgument);
       if (body.length > 5 + length) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
+      const bytes = body.subarray(5);
+      // What the decoders below would silently drop (see struct-keys.ts).
+      const protoKey = findStructProtoKey(spec.method.input, bytes);
+      if (protoKey) throw toConnectError(invalidArgument(protoKey.field, protoKey.description));
       let input;
       try {
-        const bytes = body.subarray(5);
         input =
           options.decoders?.get(spec.method.input)?.(bytes) ??
           fromBinary(spec.method.input, bytes, { readUnknownFields: true, ...options.binaryOptions });

@@ -9,7 +9,7 @@ import { CreateTenantRequestSchema, type CreateTenantRequest } from "../../gen/t
  *
  * It only takes the plain shape that clients send (name, domain, params,
  * state, id, etag, request_id, each at most once, params without repeated
- * or `__proto__` keys) and answers undefined for anything else (unknown
+ * keys) and answers undefined for anything else (unknown
  * fields, timestamps, merged repeats, malformed or very deep input), which
  * the caller then decodes with `fromBinary`, errors included. A test checks
  * that whatever it accepts, `fromBinary` decodes to the same message, on
@@ -132,6 +132,9 @@ function readStruct(r: Reader, depth: number): JsonObject {
     const key = entry.string();
     if (entry.varint() !== ((2 << 3) | 2)) throw FALLBACK;
     const value = readValue(entry.sub(), depth);
+    // A `__proto__` key never gets here (the fast path refuses the request
+    // first, see struct-keys.ts); were it to, assigning it would set the
+    // prototype, so it is left to fromBinary like any other odd input.
     if (!entry.done || key === "__proto__" || Object.hasOwn(object, key)) throw FALLBACK;
     object[key] = value;
   }

@@ -80,8 +80,9 @@ function measureValue(m: Measures, value: JsonValue): number {
 /**
  * The keys toBinary writes: all own keys but `__proto__`, which protobuf-es
  * loses when it copies the object into the Struct's map (an assignment to
- * `__proto__` sets a prototype). Skipped here too, so that both paths (and
- * every protocol) answer the same.
+ * `__proto__` sets a prototype). The service refuses to store such a key
+ * (json-keys.ts), but a row written by other means may hold one: it is
+ * skipped here too, so that both paths (and every protocol) answer the same.
  */
 function structKeys(object: JsonObject): string[] {
   const keys = Object.keys(object);

@@ -1,4 +1,5 @@
 import { EntitySchema } from "@mikro-orm/core";
+import { JsonDocumentType } from "../database/json-document.type.js";
 
 /**
  * A row of the seed's `"Tenants"` table. Column names are the seed's; the
@@ -31,7 +32,8 @@ export const TenantSchema = new EntitySchema<Tenant>({
     id: { type: "uuid", primary: true, fieldName: "tenant_id" },
     name: { type: "string", length: 255, fieldName: "name" },
     domain: { type: "string", length: 255, fieldName: "domain" },
-    params: { type: "json", nullable: true, fieldName: "params" },
+    // Opaque to the ORM, whatever keys a client uses (see json-document.type.ts).
+    params: { type: JsonDocumentType, nullable: true, fieldName: "params" },
     createdAt: { type: "Date", columnType: "timestamptz", fieldName: "created_at", defaultRaw: "now()" },
     updatedAt: { type: "Date", columnType: "timestamptz", fieldName: "updated_at", defaultRaw: "now()" },
     version: { type: "integer", version: true, fieldName: "version" },

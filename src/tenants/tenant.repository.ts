@@ -98,7 +98,12 @@ export class TenantRepository {
   /** Inserts a new (unpersisted) tenant with one statement, turning unique violations into ALREADY_EXISTS. */
   async insert(tenant: Tenant): Promise<void> {
     try {
-      await this.em.insert(Tenant, tenant);
+      // As an entity instance, not a plain object: MikroORM reads a plain
+      // object given to insert() as query data, walking into every nested
+      // value (params included) to find entities and references, where a
+      // client's `constructor` key made it fail. An entity goes through the
+      // property types, which turn params into text first.
+      await this.em.insert(Object.assign(new Tenant(), tenant));
     } catch (error) {
       throw translateUniqueViolation(error);
     }

@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import type { TenancyClients } from "../../src/client.js";
+import { jsonKey, PROTOTYPE_NAMES } from "../support/json-docs.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -20,6 +21,8 @@ const documented = new Set([
   Code.FailedPrecondition,
   Code.Aborted,
   Code.ResourceExhausted,
+  // Calls made with a deadline (README, "Deadlines").
+  Code.DeadlineExceeded,
 ]);
 
 const knownIds: string[] = [];
@@ -44,11 +47,12 @@ const json: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
     fc.boolean(),
     fc.constant(null),
     fc.array(tie("value"), { maxLength: 5 }),
-    fc.dictionary(fc.string({ maxLength: 10 }), tie("value"), { maxKeys: 8 }),
+    // Keys named after Object.prototype members too (issue 16: `constructor` was INTERNAL).
+    fc.dictionary(fc.oneof(fc.string({ maxLength: 10 }), jsonKey), tie("value"), { maxKeys: 8 }),
   ),
 })).value;
 const params = fc.oneof(
-  fc.dictionary(fc.string({ unit: "grapheme", maxLength: 20 }), json, { maxKeys: 12 }),
+  fc.dictionary(fc.oneof(fc.string({ unit: "grapheme", maxLength: 20 }), jsonKey), json, { maxKeys: 12 }),
   fc.integer({ min: 1, max: 600 }).map((depth) => {
     let v: Record<string, unknown> = { leaf: 1 };
     for (let i = 0; i < depth; i++) v = { d: v };
@@ -59,20 +63,27 @@ const params = fc.oneof(
 const filterToken = fc.constantFrom(
   "name", "domain", "create_time", "update_time", "params.plan", "params.`a b`", "params", "=", "!=", "<", ">=", ":", "AND", "OR",
   "NOT", "-", "(", ")", '"x"', "'y'", "42", "-1.5e3", "true", "*", '"2026-01-01T00:00:00Z"', '"2026-02-30T00:00:00Z"', "\\", '"',
+  ...PROTOTYPE_NAMES.map((name) => `params.\`${name}\``), "params.constructor.toString",
 );
 const filter = fc.oneof(text, fc.array(filterToken, { maxLength: 12 }).map((t) => t.join(" ")));
 const mask = fc.array(
-  fc.oneof(fc.constantFrom("name", "domain", "params", "state", "params.a", "params.a.b", "params.`x.y`", "id", "etag", "params..", "`"), text),
+  fc.oneof(
+    fc.constantFrom("name", "domain", "params", "state", "params.a", "params.a.b", "params.`x.y`", "id", "etag", "params..", "`"),
+    jsonKey.map((key) => `params.\`${key.replace(/`/g, "``")}\``),
+    text,
+  ),
   { maxLength: 4 },
 );
 const pageToken = fc.oneof(fc.constant(""), text, fc.base64String({ maxLength: 200 }));
 
 type Call = (c: TenancyClients) => Promise<unknown>;
+/** Writes run in a transaction of their own when the client sends a deadline (a path the coalesced create skips). */
+const deadline = fc.option(fc.constant({ timeoutMs: 10_000 }), { nil: undefined });
 const call: fc.Arbitrary<Call> = fc.oneof(
-  fc.record({ name: text, domain: text, params: fc.option(params), requestId: fc.oneof(fc.constant(""), fc.uuid(), text) }).map(
+  fc.record({ name: text, domain: text, params: fc.option(params), requestId: fc.oneof(fc.constant(""), fc.uuid(), text), deadline }).map(
     (r) => (c: TenancyClients) =>
       c.tenants
-        .createTenant({ tenant: { name: r.name, domain: r.domain, params: (r.params ?? undefined) as never }, requestId: r.requestId })
+        .createTenant({ tenant: { name: r.name, domain: r.domain, params: (r.params ?? undefined) as never }, requestId: r.requestId }, r.deadline)
         .then((t) => knownIds.push(t.id)),
   ),
   id.map((i) => (c: TenancyClients) => c.tenants.getTenant({ id: i })),
@@ -82,12 +93,15 @@ const call: fc.Arbitrary<Call> = fc.oneof(
   fc.record({ pageSize: fc.integer({ min: -5, max: 5000 }), pageToken, filter, orderBy: fc.oneof(text, fc.constantFrom("name desc", "domain, create_time")), showDeleted: fc.boolean() }).map(
     (r) => (c: TenancyClients) => c.tenants.listTenants(r),
   ),
-  fc.record({ id, name: text, domain: text, params: fc.option(params), etag: fc.oneof(fc.constant(""), text), paths: mask, state: fc.integer({ min: 0, max: 5 }) }).map(
+  fc.record({ id, name: text, domain: text, params: fc.option(params), etag: fc.oneof(fc.constant(""), text), paths: mask, state: fc.integer({ min: 0, max: 5 }), deadline }).map(
     (r) => (c: TenancyClients) =>
-      c.tenants.updateTenant({
-        tenant: { id: r.id, name: r.name, domain: r.domain, params: (r.params ?? undefined) as never, etag: r.etag, state: r.state },
-        updateMask: { paths: r.paths },
-      }),
+      c.tenants.updateTenant(
+        {
+          tenant: { id: r.id, name: r.name, domain: r.domain, params: (r.params ?? undefined) as never, etag: r.etag, state: r.state },
+          updateMask: { paths: r.paths },
+        },
+        r.deadline,
+      ),
   ),
   fc.record({ id, etag: fc.oneof(fc.constant(""), text), force: fc.boolean() }).map((r) => (c: TenancyClients) => c.tenants.deleteTenant(r)),
   fc.record({ id, etag: fc.constant("") }).map((r) => (c: TenancyClients) => c.tenants.undeleteTenant(r)),

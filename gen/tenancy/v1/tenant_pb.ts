@@ -51,7 +51,27 @@ export type Tenant = Message<"tenancy.v1.Tenant"> & {
 
   /**
    * The tenant's configuration: any JSON object, at most 64 KiB when
-   * encoded as JSON. Unset means an empty object.
+   * encoded as JSON and nested at most 32 levels. Unset means an empty
+   * object. Every read returns exactly the document written (key order
+   * aside: a Struct is a map); what could not be stored exactly is refused
+   * with INVALID_ARGUMENT naming the value (`tenant.params.a.b`):
+   * - a key named `__proto__`, at any depth: JavaScript protobuf runtimes
+   *   drop it while decoding, so it could not be stored or returned. (Known
+   *   gap: over the Connect and gRPC-Web protocols with binary protobuf, and
+   *   gRPC with compression, the key is dropped before this service sees it.)
+   * - numbers that are not finite (NaN; JSON's `1e400` reads as Infinity)
+   *   or negative zero (`-0`, and negative numbers too small for a double
+   *   such as `-1e-400`), which would read back as 0. Numbers are IEEE 754
+   *   doubles, as google.protobuf.Value defines: a JSON number reads as the
+   *   nearest double (`1e-400` is 0), and every finite double but -0 is
+   *   stored exactly.
+   * - strings and keys that are not valid Unicode: a lone surrogate, which
+   *   only JSON's `\u` escapes can write (binary strings are UTF-8, and
+   *   malformed UTF-8 is INVALID_ARGUMENT too); and U+0000.
+   * - in a JSON body, a name that appears twice in one object. In binary,
+   *   repeated map entries follow protobuf's rule: the last one wins.
+   * Keys may be any other string, `constructor`, `toString` or `valueOf`
+   * included.
    *
    * @generated from field: google.protobuf.Struct params = 4;
    */
@@ -478,7 +498,10 @@ export const PurgeTenantRequestSchema: GenMessage<PurgeTenantRequest> = /*@__PUR
  * Errors follow the gRPC status model (https://google.aip.dev/193):
  * - INVALID_ARGUMENT carries a `google.rpc.BadRequest` detail with one field
  *   violation per bad field (field paths use the proto names, for example
- *   `tenant.domain`).
+ *   `tenant.domain`; keys inside `params` follow as written, in backticks
+ *   unless they are letters, digits, `_` and `-`: tenant.params.`x.y`.z).
+ *   A JSON request body in which an object has the same name twice is
+ *   INVALID_ARGUMENT naming it, whatever the method.
  * - ALREADY_EXISTS, NOT_FOUND, FAILED_PRECONDITION and ABORTED carry a
  *   `google.rpc.ErrorInfo` detail with domain `tenancy.v1` and a stable
  *   UPPER_SNAKE `reason` listed on each RPC below.
