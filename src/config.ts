@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isLoopbackHost, LOOPBACK_HOSTS, MIN_SECRET_BYTES, parseJwks, type AuthConfig } from "./auth/auth.config.js";
+import { readEventRelayConfig, type EventRelayConfig } from "./events/event-relay.config.js";
 
 /**
  * Configuration from the environment, validated once at start-up so that a
@@ -44,6 +45,8 @@ export interface Config {
   workers: number;
   /** How callers are authenticated (AUTH_* variables). */
   auth: AuthConfig;
+  /** Where the change feed is relayed (EVENTS_NATS_* variables); unset: nowhere. */
+  eventRelay: EventRelayConfig | undefined;
 }
 
 export class ConfigError extends Error {
@@ -221,5 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
     tenantCacheSize: integer(env, "TENANT_CACHE_SIZE", 10_000, 0, 10_000_000),
     workers: integer(env, "WORKERS", 1, 1, 256),
     auth: auth(env, host),
+    eventRelay: readEventRelayConfig(env, (variable, detail) => {
+      throw new ConfigError(variable, detail);
+    }),
   };
 }

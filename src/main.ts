@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     tenantRules: { retentionMs: config.tenantRetentionMs },
     tenantCacheSize: config.tenantCacheSize,
     watch: { progressIntervalMs: config.watchProgressIntervalMs, maxBacklog: config.watchMaxBacklog },
+    eventRelay: config.eventRelay,
   });
   const maintenance = startMaintenance(orm, log, {
     intervalMs: config.maintenanceIntervalMs,

@@ -29,6 +29,7 @@ import { encodeListTenantsResponse, encodeTenant } from "./tenants/tenant.encode
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 import { EventHub, type EventHubOptions } from "./events/event.hub.js";
 import { defaultWatchOptions, type WatchOptions } from "./events/event.service.js";
+import { EventRelay, type EventRelayOptions } from "./events/event.relay.js";
 
 export interface ServerDeps {
   orm: MikroORM;
@@ -49,6 +50,8 @@ export interface ServerDeps {
   watch?: Partial<WatchOptions>;
   /** How the event hub reads the feed (tests make its batches small). */
   eventHub?: Pick<EventHubOptions, "pollMs" | "fetchSize">;
+  /** Relay the change feed to NATS JetStream (EVENTS_NATS_*); unset: no relay. */
+  eventRelay?: Omit<EventRelayOptions, "databaseUrl" | "log">;
 }
 
 export interface Server {
@@ -68,6 +71,8 @@ export interface Server {
   readonly membershipInserter: MembershipInserter;
   /** The change feed's live side: one LISTEN connection, shared by every watcher. */
   readonly eventHub: EventHub;
+  /** The NATS relay of the change feed, when configured. */
+  readonly eventRelay: EventRelay | undefined;
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -112,6 +117,9 @@ export function createServer(deps: ServerDeps): Server {
     ...deps.eventHub,
     fetchSize: Math.min(deps.eventHub?.fetchSize ?? 1_000, watch.maxBacklog),
   });
+  const eventRelay = deps.eventRelay
+    ? new EventRelay(deps.orm.em, { ...deps.eventRelay, databaseUrl: deps.orm.config.get("clientUrl")!, log: deps.logger })
+    : undefined;
   metrics.coalescing({
     get_tenant: () => tenantLoader.stats.byId,
     lookup_tenant_by_domain: () => tenantLoader.stats.byDomain,
@@ -246,6 +254,7 @@ export function createServer(deps: ServerDeps): Server {
     tenantInserter,
     membershipInserter,
     eventHub,
+    eventRelay,
     listen(port, host) {
       // The configuration refuses this too; this guard also covers servers built in code.
       if (auth.mode === "none" && !isLoopbackHost(host)) {
@@ -253,6 +262,7 @@ export function createServer(deps: ServerDeps): Server {
       }
       tenantCache.start();
       eventHub.start();
+      eventRelay?.start();
       return new Promise((resolve, reject) => {
         tcp.once("error", reject);
         tcp.listen(port, host, () => {
@@ -265,7 +275,8 @@ export function createServer(deps: ServerDeps): Server {
       const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
       // Watch streams never end by themselves: end them first (UNAVAILABLE,
       // "resume elsewhere"), so that they don't hold the shutdown for its grace period.
-      await eventHub.stop();
+      // The relay needs no request to finish: it records what was acknowledged and lets the lock go.
+      await Promise.all([eventHub.stop(), eventRelay?.stop()]);
       for (const session of sessions) session.close(); // GOAWAY: no new streams, running ones finish
       h1.closeIdleConnections();
       const deadline = setTimeout(() => {

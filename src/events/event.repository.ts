@@ -118,14 +118,18 @@ export class EventRepository {
    * Deletes events committed before `before`, oldest first, at most `batch`
    * at a time, and moves the pruned mark; returns how many it deleted.
    * Sequences follow commit order, so everything up to the newest expired
-   * event can go.
+   * event can go. With `keepUnrelayed` (a NATS relay is configured), events
+   * after "EventFeed".relayed_through stay, however old, until the relay has
+   * published them.
    */
-  async prune(before: Date, batch = 10_000): Promise<number> {
+  async prune(before: Date, batch = 10_000, keepUnrelayed = false): Promise<number> {
     return this.em.transactional(async (tx) => {
       const rows = await sqlQuery<{ n: string }>(
         tx,
         `WITH doomed AS (
-           SELECT sequence FROM "Events" WHERE time < ?::timestamptz ORDER BY sequence LIMIT ?
+           SELECT sequence FROM "Events" WHERE time < ?::timestamptz
+             ${keepUnrelayed ? `AND sequence <= (SELECT relayed_through FROM "EventFeed")` : ""}
+            ORDER BY sequence LIMIT ?
          ), gone AS (
            DELETE FROM "Events" e USING doomed d WHERE e.sequence = d.sequence RETURNING e.sequence
          ), mark AS (

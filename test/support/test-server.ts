@@ -12,6 +12,7 @@ import type { TenantInserter } from "../../src/tenants/tenant.inserter.js";
 import type { MembershipInserter } from "../../src/memberships/membership.inserter.js";
 import { HealthMonitor } from "../../src/health/health.monitor.js";
 import type { EventHub } from "../../src/events/event.hub.js";
+import type { EventRelay } from "../../src/events/event.relay.js";
 import { createTestDatabase } from "./database.js";
 
 export interface TestServer {
@@ -34,6 +35,7 @@ export interface TestServer {
   tenantInserter: TenantInserter;
   membershipInserter: MembershipInserter;
   eventHub: EventHub;
+  eventRelay: EventRelay | undefined;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,8 @@ export interface TestServerOptions {
   /** WatchEvents timings (tests shorten the progress interval). */
   watch?: ServerDeps["watch"];
   eventHub?: ServerDeps["eventHub"];
+  /** Relay the change feed to NATS (see test/support/nats.ts); unset: no relay, as without EVENTS_NATS_URL. */
+  eventRelay?: ServerDeps["eventRelay"];
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -90,6 +94,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     auth: options.auth,
     watch: options.watch,
     eventHub: options.eventHub,
+    eventRelay: options.eventRelay,
   });
   const address = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${address.port}`;
@@ -107,6 +112,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tenantInserter: server.tenantInserter,
     membershipInserter: server.membershipInserter,
     eventHub: server.eventHub,
+    eventRelay: server.eventRelay,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {
