@@ -125,7 +125,9 @@ export class EventRelay {
     this.stopping.abort();
     this.wakeUp();
     await this.running;
-    const nats = this.nats ?? (await this.connecting?.catch(() => undefined));
+    // A connection still being made is closed when it is made: shutdown does not wait for it.
+    void this.connecting?.then((late) => late.close()).catch(() => {});
+    const nats = this.nats;
     this.nats = undefined;
     await nats?.close().catch(() => {});
   }

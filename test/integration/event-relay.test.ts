@@ -326,7 +326,7 @@ describe("across a NATS restart", () => {
     } finally {
       await client.close();
     }
-  });
+  }, 60_000);
 });
 
 /** A real service process (`npm run dev`), its log lines collected. */
@@ -415,5 +415,5 @@ describe("one leader at a time, across a crash", () => {
     expect(resumedAfter).toBeLessThan(messages[messages.length - 1]!.event.sequence);
     await follower.kill("SIGTERM");
     expect(follower.lines.some((line) => line.msg === "event relay: no longer leading")).toBe(true);
-  });
+  }, 90_000);
 });

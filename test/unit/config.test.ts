@@ -45,3 +45,58 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^invalid configuration: ${variable} `));
   });
 });
+
+describe("EVENTS_NATS_*", () => {
+  it("relays nothing without EVENTS_NATS_URL", () => {
+    expect(loadConfig({}).eventRelay).toBeUndefined();
+  });
+
+  it("has defaults for the stream, the subject prefix and the CloudEvents source", () => {
+    expect(loadConfig({ EVENTS_NATS_URL: "nats://127.0.0.1:4222" }).eventRelay).toEqual({
+      servers: ["nats://127.0.0.1:4222"],
+      stream: "TENANCY_EVENTS",
+      subjectPrefix: "tenancy",
+      source: "tenancy",
+    });
+  });
+
+  it("reads several servers, credentials from the user info, and the other variables", () => {
+    expect(
+      loadConfig({
+        EVENTS_NATS_URL: "nats://relay:s%40cret@nats-1:4222, nats://nats-2:4222",
+        EVENTS_NATS_STREAM: "EVENTS_PROD",
+        EVENTS_NATS_SUBJECT_PREFIX: "acme.tenancy",
+        EVENTS_NATS_SOURCE: "https://tenancy.acme.example",
+      }).eventRelay,
+    ).toEqual({
+      servers: ["nats://nats-1:4222", "nats://nats-2:4222"],
+      user: "relay",
+      pass: "s@cret",
+      stream: "EVENTS_PROD",
+      subjectPrefix: "acme.tenancy",
+      source: "https://tenancy.acme.example",
+    });
+    expect(loadConfig({ EVENTS_NATS_URL: "tls://t0ken@nats:4222" }).eventRelay).toMatchObject({ servers: ["tls://nats:4222"], token: "t0ken" });
+  });
+
+  it.each([
+    [{ EVENTS_NATS_URL: "http://nats:4222" }, "EVENTS_NATS_URL", /nats:\/\/ or tls:\/\//],
+    [{ EVENTS_NATS_URL: "nats://nats:4222/path" }, "EVENTS_NATS_URL", /without a path/],
+    [{ EVENTS_NATS_URL: "not a url" }, "EVENTS_NATS_URL", /comma-separated list of URLs/],
+    [{ EVENTS_NATS_URL: "nats://a:b@n1:4222,nats://c:d@n2:4222" }, "EVENTS_NATS_URL", /different credentials/],
+    [{ EVENTS_NATS_URL: "nats://n:4222", EVENTS_NATS_STREAM: "TENANCY.EVENTS" }, "EVENTS_NATS_STREAM", /letters, digits/],
+    [{ EVENTS_NATS_URL: "nats://n:4222", EVENTS_NATS_SUBJECT_PREFIX: "tenancy.>" }, "EVENTS_NATS_SUBJECT_PREFIX", /no wildcards/],
+    [{ EVENTS_NATS_URL: "nats://n:4222", EVENTS_NATS_SUBJECT_PREFIX: "tenancy..x" }, "EVENTS_NATS_SUBJECT_PREFIX", /separated by dots/],
+    [{ EVENTS_NATS_URL: "nats://n:4222", EVENTS_NATS_SOURCE: "tenancy service" }, "EVENTS_NATS_SOURCE", /URI reference/],
+    [{ EVENTS_NATS_STREAM: "EVENTS" }, "EVENTS_NATS_STREAM", /EVENTS_NATS_URL is not/],
+  ])("refuses %j, naming %s", (env, variable, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(new RegExp(`^invalid configuration: ${variable} `));
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it("never repeats a password in its messages", () => {
+    expect(() => loadConfig({ EVENTS_NATS_URL: "nats://u:hunter2@n:4222/x" })).toThrow(/\*\*\*@n:4222/);
+    expect(() => loadConfig({ EVENTS_NATS_URL: "nats://u:hunter2@n:4222/x" })).not.toThrow(/hunter2/);
+  });
+});
