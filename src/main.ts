@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     intervalMs: config.maintenanceIntervalMs,
     requestIdRetentionMs: config.requestIdRetentionMs,
     eventRetentionMs: config.eventRetentionMs,
+    keepUnrelayedEvents: config.eventRelay !== undefined,
   });
   const address = await server.listen(config.port, config.host);
   log.info(

@@ -9,6 +9,8 @@ export interface MaintenanceOptions {
   requestIdRetentionMs: number;
   /** How long change-feed events are kept; older ones are pruned (watchers resuming before them get EVENTS_EXPIRED). */
   eventRetentionMs: number;
+  /** A NATS relay is configured: events it has not published yet are kept, however old (see EventRepository.prune). */
+  keepUnrelayedEvents?: boolean;
 }
 
 /**
@@ -31,7 +33,7 @@ export function startMaintenance(orm: MikroORM, log: Logger, options: Maintenanc
       const events = new EventRepository(em);
       let pruned: number;
       do {
-        pruned = await events.prune(new Date(Date.now() - options.eventRetentionMs));
+        pruned = await events.prune(new Date(Date.now() - options.eventRetentionMs), undefined, options.keepUnrelayedEvents);
         if (pruned) log.info({ events: pruned }, "pruned expired events");
       } while (pruned > 0);
     } catch (error) {

@@ -8,6 +8,7 @@ import { EventSchema, Tenant_State as State, type Event } from "../../src/client
 import { EventRelay, type EventRelayOptions } from "../../src/events/event.relay.js";
 import { EventRepository } from "../../src/events/event.repository.js";
 import { createLogger } from "../../src/logger.js";
+import { startMaintenance } from "../../src/jobs/maintenance.job.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { connectNats, eventually, freePort, PrivateNatsServer, privateStream, readStream, NATS_URL, type RelayedMessage } from "../support/nats.js";
 
@@ -265,6 +266,26 @@ describe("without EVENTS_NATS_URL", () => {
     expect(await repository.prunedThrough()).toBe(sequences[1]);
     expect(await repository.prune(future)).toBe(sequences.length - 2);
     expect(await feedSequences(server)).toEqual([]);
+  });
+
+  it("the maintenance job keeps the events the relay has not published", async () => {
+    for (let i = 0; i < 4; i++) await server.grpc.tenants.createTenant({ tenant: unique() });
+    const sequences = await feedSequences(server);
+    const relayed = sequences[1]!;
+    await server.sql.query(`UPDATE "EventFeed" SET relayed_through = $1`, [relayed.toString()]);
+    const maintenance = startMaintenance(server.orm, createLogger("silent"), {
+      intervalMs: 50,
+      requestIdRetentionMs: 24 * 3600_000,
+      eventRetentionMs: 0,
+      keepUnrelayedEvents: true,
+    });
+    try {
+      await eventually(async () => (await new EventRepository(server.orm.em.fork()).prunedThrough()) === relayed, "the relayed events were pruned");
+    } finally {
+      await maintenance.stop();
+    }
+    // The tick that pruned through the relayed events would have pruned the rest too.
+    expect(await feedSequences(server)).toEqual(sequences.slice(2));
   });
 });
 
