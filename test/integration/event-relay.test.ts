@@ -185,16 +185,18 @@ describe("the NATS JetStream relay", () => {
     const stored = await readStream(jsm, main.stream);
     /** Reads a new durable consumer to the end: it delivers exactly the stream's messages whose subjects match. */
     const read = async (durable: string, filter: string, matches: (subject: string) => boolean): Promise<Event[]> => {
-      await jsm.consumers.add(main.stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: filter });
+      await jsm.consumers.add(main.stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, filter_subject: filter, max_ack_pending: 1 });
       const consumer = await js.consumers.get(main.stream, durable);
       const expected = stored.filter((m) => matches(m.subject)).map((m) => m.event.sequence);
       const events: Event[] = [];
-      while (events.length < expected.length) {
-        const message = await consumer.next({ expires: 5_000 });
-        if (!message) break;
+      const messages = await consumer.consume();
+      const timeout = setTimeout(() => messages.stop(), 10_000);
+      for await (const message of messages) {
         events.push(fromBinary(EventSchema, message.data));
         message.ack();
+        if (events.length === expected.length) break;
       }
+      clearTimeout(timeout);
       expect(events.map((e) => e.sequence)).toEqual(expected);
       expect((await consumer.info()).num_pending).toBe(0);
       return events.filter((e) => e.sequence > latest);
