@@ -1,5 +1,5 @@
 import pg from "pg";
-import { toBinary } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { connect, headers, nanos, NoRespondersError, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
@@ -12,6 +12,7 @@ import {
   RetentionPolicy,
   StorageType,
   type JetStreamClient,
+  type JetStreamManager,
 } from "@nats-io/jetstream";
 import { EventSchema, type Event } from "../../gen/tenancy/v1/event_pb.js";
 import type { Logger } from "../logger.js";
@@ -28,7 +29,7 @@ import type { EventRelayConfig } from "./event-relay.config.js";
  */
 export const RELAY_LOCK_KEY = "7301126873002";
 
-/** How long JetStream remembers message ids: a relay that crashed between an acknowledgement and recording its position republishes at most one batch, within this window. */
+/** How long the stream the relay creates remembers message ids (the overlap of two leaders lasts seconds). */
 export const DUPLICATE_WINDOW_MS = 60 * 60_000;
 /** How long the stream the relay creates keeps messages (the feed's default retention). */
 export const STREAM_MAX_AGE_MS = 7 * 24 * 60 * 60_000;
@@ -81,9 +82,10 @@ class Stopped extends Error {}
  * them one by one (each waits for its acknowledgement, so that a lost
  * message can never be overtaken by the next one: the stream stays in
  * sequence order whatever fails), and records the position after each
- * batch. Each message's id is the event id, so JetStream drops the
- * republished ones after a crash between an acknowledgement and the record,
- * and any overlap while a lost leader has not noticed yet.
+ * batch. A new leader resumes after the later of that position and the
+ * stream's last event (a leader may die between acknowledgements and the
+ * record). Each message's id is the event id, so JetStream also drops what
+ * two leaders publish while a lost one has not noticed yet.
  *
  * Any failure ends the term: the session closes (the lock goes with it, so
  * another instance may lead), and the relay tries again after a back-off.
@@ -96,6 +98,7 @@ export class EventRelay {
   private stopped = false;
   private readonly stopping = new AbortController();
   private wake: (() => void) | undefined;
+  private woken = false;
   private readonly date: (value: unknown) => Date;
   private leading = false;
   /** Events JetStream stored, and those it already had (duplicates), for tests and diagnostics. */
@@ -144,7 +147,7 @@ export class EventRelay {
         if (this.terms > termsBefore) attempt = 0;
         const delay = Math.min(this.options.retryMaxMs ?? 5_000, (this.options.retryMinMs ?? 100) * 2 ** attempt++);
         this.options.log.warn({ err: error, retryInMs: delay }, `event relay: ${describe(error)}; retrying`);
-        await this.sleep(delay);
+        await this.pause(delay);
       }
     }
   }
@@ -156,7 +159,7 @@ export class EventRelay {
   private async term(): Promise<void> {
     const nats = await this.natsConnection();
     const js = jetstream(nats, { timeout: this.options.publishTimeoutMs ?? 5_000 });
-    await this.ensureStream(nats);
+    const jsm = await this.ensureStream(nats);
 
     const client = new pg.Client({
       connectionString: this.options.databaseUrl,
@@ -180,11 +183,14 @@ export class EventRelay {
     };
     try {
       await this.untilStopped(client.connect());
+      let standingBy = false;
       for (;;) {
         check();
         const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock($1::bigint) AS locked`, [RELAY_LOCK_KEY]);
         if (rows[0]!.locked) break;
-        await this.sleep(this.options.leaderPollMs ?? 1_000);
+        if (!standingBy) this.options.log.info("event relay: another instance leads; standing by");
+        standingBy = true;
+        await this.idle(this.options.leaderPollMs ?? 1_000);
       }
       this.leading = true;
       this.terms += 1;
@@ -193,6 +199,11 @@ export class EventRelay {
         `SELECT relayed_through::text AS relayed, pruned_through::text AS pruned FROM "EventFeed"`,
       );
       let position = BigInt(feed.rows[0]?.relayed ?? 0);
+      const tail = await this.streamTail(jsm);
+      if (tail !== undefined && tail > position) {
+        await client.query(`UPDATE "EventFeed" SET relayed_through = greatest(relayed_through, $1::bigint)`, [tail.toString()]);
+        position = tail;
+      }
       const pruned = BigInt(feed.rows[0]?.pruned ?? 0);
       if (pruned > position) {
         this.options.log.warn(
@@ -204,9 +215,10 @@ export class EventRelay {
       const batchSize = this.options.batchSize ?? 256;
       for (;;) {
         check();
+        this.woken = false;
         const { rows } = await client.query<EventRow>(EVENTS_AFTER_SQL, [position.toString(), batchSize]);
         if (rows.length === 0) {
-          await this.sleep(this.options.pollMs ?? 1_000);
+          await this.idle(this.options.pollMs ?? 1_000);
           continue;
         }
         let acknowledged = position;
@@ -283,11 +295,11 @@ export class EventRelay {
   }
 
   /** Creates the stream when it is missing; an existing one is used as it is (its operator's settings win). */
-  private async ensureStream(nats: NatsConnection): Promise<void> {
+  private async ensureStream(nats: NatsConnection): Promise<JetStreamManager> {
     const jsm = await this.untilStopped(jetstreamManager(nats, { timeout: this.options.publishTimeoutMs ?? 5_000 }));
     try {
       await this.untilStopped(jsm.streams.info(this.options.stream));
-      return;
+      return jsm;
     } catch (error) {
       if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
     }
@@ -303,6 +315,30 @@ export class EventRelay {
       }),
     );
     this.options.log.info({ stream: this.options.stream, subjects: `${this.options.subjectPrefix}.>` }, "event relay: created the stream");
+    return jsm;
+  }
+
+  /**
+   * The sequence of the last event in the stream, when its last message
+   * under the prefix is one of ours. The stream is in sequence order, so
+   * everything up to it is there: a leader that died between acknowledgements
+   * and recording them is followed without a single republished message,
+   * whatever the stream's duplicate window.
+   */
+  private async streamTail(jsm: JetStreamManager): Promise<bigint | undefined> {
+    const last = await this.untilStopped(jsm.streams.getMessage(this.options.stream, { last_by_subj: `${this.options.subjectPrefix}.>` }));
+    if (!last) return undefined;
+    try {
+      const event = fromBinary(EventSchema, last.data);
+      if (last.header?.get("ce-source") === this.options.source && last.header.get("Nats-Msg-Id") === event.id) return event.sequence;
+    } catch {
+      // Not an Event: someone else's message.
+    }
+    this.options.log.warn(
+      { subject: last.subject, streamSequence: last.seq },
+      "event relay: the stream's last message is not one of this relay's; resuming from the recorded position",
+    );
+    return undefined;
   }
 
   /** Waits for `promise`, unless the relay is stopped first (then rejects with Stopped; the promise is left to settle). */
@@ -327,16 +363,36 @@ export class EventRelay {
     });
   }
 
-  /** Waits `ms`, or less if woken (a notification, a lost session, stop). */
-  private sleep(ms: number): Promise<void> {
-    if (this.stopped) return Promise.resolve();
+  /**
+   * Waits `ms`, or less if woken (a notification, a lost session, stop). A
+   * wake-up that came while nobody waited ends the next wait at once: a
+   * notification that arrives between a read and the wait is not lost.
+   */
+  private idle(ms: number): Promise<void> {
+    if (this.stopped || this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
-      const previous = this.wake;
       this.wake = done;
       function done() {
         clearTimeout(timer);
-        previous?.();
+        resolve();
+      }
+    });
+  }
+
+  /** The back-off: only stop ends it early. */
+  private pause(ms: number): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const signal = this.stopping.signal;
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
         resolve();
       }
     });
@@ -345,7 +401,8 @@ export class EventRelay {
   private wakeUp(): void {
     const wake = this.wake;
     this.wake = undefined;
-    wake?.();
+    if (wake) wake();
+    else this.woken = true;
   }
 }
 

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { equals, fromBinary } from "@bufbuild/protobuf";
 import { AckPolicy, jetstream, type JetStreamManager } from "@nats-io/jetstream";
@@ -70,6 +71,19 @@ async function expectExactlyTheFeed(server: TestServer, messages: RelayedMessage
   expect(messages.map((m) => m.event.sequence)).toEqual(feed);
   expect(new Set(messages.map((m) => m.event.id)).size).toBe(messages.length);
   expect(messages.map((m) => m.streamSequence)).toEqual(messages.map((_, i) => messages[0]!.streamSequence + i));
+}
+
+/** A relay of its own on a test server's database, its log lines collected. */
+function standaloneRelay(server: TestServer, to: { stream: string; subjectPrefix: string }): { relay: EventRelay; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split("\n")) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const relay = new EventRelay(server.orm.em, { ...relayOptions(to), databaseUrl: server.databaseUrl, log: createLogger("info", sink) });
+  return { relay, lines };
 }
 
 /** Writes tenants from `writers` concurrent callers until stopped; returns how many were acknowledged. */
@@ -211,30 +225,46 @@ describe("the NATS JetStream relay", () => {
     expect(ofTenant.map((e) => e.type)).toEqual(["tenant.created", "membership.created", "membership.deleted"]);
   });
 
-  it("records its position after the acknowledgements; what it republishes after a crash before the record, JetStream drops", async () => {
+  it("follows a leader that died between acknowledgements and their record from the stream's last event: nothing twice", async () => {
     await server.eventRelay!.stop();
     const before = await readStream(jsm, main.stream);
     const relayed = await relayedThrough(server);
     expect(relayed).toBe(before[before.length - 1]!.event.sequence);
-    // As if the leader died between the acknowledgements of the last 20 events and recording them.
-    const rewound = before[before.length - 21]!.event.sequence;
-    await server.sql.query(`UPDATE "EventFeed" SET relayed_through = $1`, [rewound.toString()]);
+    // As if the leader died after the acknowledgements of the last 20 events, before recording them.
+    await server.sql.query(`UPDATE "EventFeed" SET relayed_through = $1`, [before[before.length - 21]!.event.sequence.toString()]);
 
-    const next = new EventRelay(server.orm.em, { ...relayOptions(main), databaseUrl: server.databaseUrl, log: createLogger("silent") });
-    next.start();
+    const next = standaloneRelay(server, main);
+    next.relay.start();
     try {
-      await eventually(async () => (await relayedThrough(server)) === relayed, "the new leader caught up");
-      expect(next.duplicates).toBe(20);
-      expect(next.published).toBe(0);
-      expect(await readStream(jsm, main.stream)).toHaveLength(before.length);
-
+      await eventually(async () => (await relayedThrough(server)) === relayed, "the new leader recorded the stream's last event");
       const tenant = await server.grpc.tenants.createTenant({ tenant: unique() });
       const after = await relayedEverything(server, main.stream);
       expect(after).toHaveLength(before.length + 1);
       expect(after[after.length - 1]!.event.tenantId).toBe(tenant.id);
       await expectExactlyTheFeed(server, after);
+      expect({ published: next.relay.published, duplicates: next.relay.duplicates }).toEqual({ published: 1, duplicates: 0 });
     } finally {
-      await next.stop();
+      await next.relay.stop();
+    }
+  });
+
+  it("republishes from its record when the stream's last message is not its own, and JetStream drops the copies by Nats-Msg-Id", async () => {
+    const before = await readStream(jsm, main.stream);
+    const relayed = await relayedThrough(server);
+    const foreign = `${main.subjectPrefix}.other.thing`;
+    await jetstream(nats).publish(foreign, new TextEncoder().encode("not an event"));
+    await server.sql.query(`UPDATE "EventFeed" SET relayed_through = $1`, [before[before.length - 21]!.event.sequence.toString()]);
+
+    const next = standaloneRelay(server, main);
+    next.relay.start();
+    try {
+      await eventually(async () => (await relayedThrough(server)) === relayed, "the new leader caught up");
+      expect({ published: next.relay.published, duplicates: next.relay.duplicates }).toEqual({ published: 0, duplicates: 20 });
+      expect(next.lines.some((line) => String(line.msg).includes("is not one of this relay's"))).toBe(true);
+      const after = await readStream(jsm, main.stream, (subject) => subject !== foreign);
+      expect(after.map((m) => m.event.id)).toEqual(before.map((m) => m.event.id));
+    } finally {
+      await next.relay.stop();
     }
   });
 });
@@ -423,6 +453,7 @@ describe("one leader at a time, across a crash", () => {
     expect(leaders).toHaveLength(1);
     const [leader] = leaders;
     const follower = processes.find((p) => p !== leader)!;
+    await eventually(() => follower.lines.some((line) => line.msg === "event relay: another instance leads; standing by"), "the other instance stands by");
     // Killed without any cleanup: its session, and with it the lock, ends with the process.
     await leader!.kill("SIGKILL");
     await eventually(() => follower.leadership().length > 0, "the other instance took over");

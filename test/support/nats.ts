@@ -38,13 +38,13 @@ export interface RelayedMessage {
   event: Event;
 }
 
-/** Every message of the stream, in stream order, its payload decoded. */
-export async function readStream(jsm: JetStreamManager, stream: string): Promise<RelayedMessage[]> {
+/** Every message of the stream (whose subject `include` accepts), in stream order, its payload decoded. */
+export async function readStream(jsm: JetStreamManager, stream: string, include: (subject: string) => boolean = () => true): Promise<RelayedMessage[]> {
   const info = await jsm.streams.info(stream);
   const messages: RelayedMessage[] = [];
   for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
     const message = await jsm.streams.getMessage(stream, { seq });
-    if (!message) continue;
+    if (!message || !include(message.subject)) continue;
     messages.push({ streamSequence: message.seq, subject: message.subject, headers: message.header, event: fromBinary(EventSchema, message.data) });
   }
   return messages;
