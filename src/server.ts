@@ -13,11 +13,11 @@ import type { TenantRules } from "./tenants/tenant.service.js";
 import { kEntityManager, RequestEntityManager } from "./rpc/context.js";
 import { errorInterceptor } from "./rpc/error.interceptor.js";
 import { loggingInterceptor } from "./rpc/logging.interceptor.js";
-import { deadlineInterceptor } from "./rpc/deadline.interceptor.js";
+import { deadlineFromHeaders, kDeadline } from "./rpc/deadline.js";
 import { isLoopbackHost, type AuthConfig } from "./auth/auth.config.js";
 import { authInterceptor } from "./auth/auth.interceptor.js";
 import { createTenantCaching, isAnsweredFromCache, type TenantCaching, type TenantCachingOptions } from "./cache/tenant-caching.js";
-import { isCoalescedTenantRead, TenantLoader } from "./tenants/tenant.loader.js";
+import { TenantLoader } from "./tenants/tenant.loader.js";
 import { TenantInserter } from "./tenants/tenant.inserter.js";
 import { MembershipInserter } from "./memberships/membership.inserter.js";
 import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
@@ -100,11 +100,8 @@ export function createServer(deps: ServerDeps): Server {
     errorInterceptor(deps.logger),
     authInterceptor(auth, deps.logger),
     // Inside authentication and authorization (a hit is still authorized);
-    // outside the deadline's transaction (a hit opens none, and a write's
-    // invalidation comes after its commit).
+    // a write's invalidation comes after the handler, so after its commit.
     tenantCache.interceptor,
-    // Coalesced reads wait for the deadline themselves, without a transaction.
-    deadlineInterceptor({ skip: (req) => isAnsweredFromCache(req.contextValues) || isCoalescedTenantRead(req.method, req.message) }),
   ];
   const tenantLoader = new TenantLoader(deps.orm.em);
   const tenantInserter = new TenantInserter(deps.orm.em);
@@ -126,7 +123,10 @@ export function createServer(deps: ServerDeps): Server {
     create_tenant: () => tenantInserter.stats,
     create_membership: () => membershipInserter.stats,
   });
-  const contextValues = () => createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em));
+  // Made when a request arrives, before its body is read: the deadline
+  // counts from here, and the services bound their database work by it.
+  const contextValues = (headers: http.IncomingHttpHeaders) =>
+    createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em)).set(kDeadline, deadlineFromHeaders(headers));
   const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
   const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
   // Unary gRPC with binary protobuf, the common case, skips Connect's generic
@@ -155,7 +155,7 @@ export function createServer(deps: ServerDeps): Server {
       watch,
     })),
     interceptors,
-    contextValues,
+    contextValues: (req) => contextValues(req.headers),
     readMaxBytes,
     // protobuf-es stops at 100 nested messages, and Connect reports such a
     // request as INTERNAL. Deeply nested params (each JSON level is two

@@ -5,6 +5,7 @@ import { ServerReflection as ReflectionV1 } from "../../gen/grpc/reflection/v1/r
 import { ServerReflection as ReflectionV1Alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { isUuid } from "../common/ids.js";
 import { requestEntityManager } from "../rpc/context.js";
+import { procedureOf } from "../rpc/procedure.js";
 import type { AuthConfig } from "./auth.config.js";
 import { authorize } from "./policy.js";
 import { kPrincipal, type Principal } from "./principal.js";
@@ -69,7 +70,7 @@ export function authInterceptor(config: AuthConfig, log: Logger): Interceptor {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
     const principal = await authenticator.authenticate(req.header);
     req.contextValues.set(kPrincipal, principal);
-    const procedure = `${req.method.parent.typeName}/${req.method.name}`;
+    const procedure = procedureOf(req.method);
     const decision = await authorize(principal, { procedure, message: req.stream ? undefined : req.message }, () =>
       requestEntityManager(req.contextValues),
     );

@@ -11,6 +11,7 @@ import { checkDomain, couldBeStoredName } from "../tenants/tenant.validation.js"
 import { parseTenantMask } from "../tenants/tenant.update-mask.js";
 import { principalOf, type Principal } from "./principal.js";
 import { PolicyRepository } from "./policy.repository.js";
+import { procedureOf } from "../rpc/procedure.js";
 
 /**
  * Who may do what: the one place where access is decided. The auth
@@ -89,10 +90,6 @@ class Caller {
 type Rule<I extends DescMessage> = (request: MessageShape<I>, caller: Caller) => Decision | Promise<Decision>;
 
 const rules = new Map<string, Rule<DescMessage>>();
-
-function procedureOf(method: { parent: { typeName: string }; name: string }): string {
-  return `${method.parent.typeName}/${method.name}`;
-}
 
 function rule<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, check: Rule<I>): void {
   rules.set(procedureOf(method), check as Rule<DescMessage>);

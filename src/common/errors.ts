@@ -28,6 +28,14 @@ export class InvalidArgumentError extends DomainError {
   }
 }
 
+/** DEADLINE_EXCEEDED: the caller's deadline passed before its database work could start. */
+export class DeadlineExceededError extends DomainError {
+  readonly code = Code.DeadlineExceeded;
+  constructor(message = "the deadline passed before the request could be served") {
+    super(message);
+  }
+}
+
 /** An error with a stable `google.rpc.ErrorInfo` reason. */
 export abstract class ReasonedError extends DomainError {
   constructor(

@@ -1,7 +1,11 @@
-/** The caller's deadline: it stops waiting when `signal` aborts, `timeoutMs` from now. */
-export interface Deadline {
+import { hasPassed, type Deadline } from "../common/deadline.js";
+import { DeadlineExceededError } from "../common/errors.js";
+
+/** Who waits for an item: gone once `signal` aborts (cancelled, or its deadline passed). */
+export interface Caller {
   signal: AbortSignal;
-  timeoutMs: number;
+  /** Bounds the work done for this caller; none when undefined. */
+  deadline?: Deadline;
 }
 
 export interface BatcherOptions {
@@ -22,8 +26,7 @@ interface Waiter<I, O> {
   item: I;
   resolve(value: O): void;
   reject(error: unknown): void;
-  /** Epoch ms when this caller stops waiting; undefined: never. */
-  until: number | undefined;
+  caller: Caller | undefined;
 }
 
 /**
@@ -34,29 +37,38 @@ interface Waiter<I, O> {
  * callbacks of the current turn have run.
  *
  * `run` answers with one outcome per item, in order; if it throws, every item
- * of the batch fails with that error. Its `timeoutMs` is the latest deadline
- * of the batch's callers (none if one of them has none), so the work never
- * outlives all of them.
+ * of the batch fails with that error. Its `deadline` is the latest of the
+ * batch's callers (none if one of them has none), so the work never outlives
+ * all of them. A caller stops waiting when it gives up (its signal aborts),
+ * and its item is left out of any batch not yet sent: under overload, work
+ * nobody waits for any more is not done.
  */
 export class Batcher<I, O> {
   private pending: Waiter<I, O>[] = [];
   private inFlight = 0;
   private scheduled = false;
-  readonly stats = { batches: 0, items: 0 };
+  /** Batches sent, items they carried, and items dropped before a batch because their caller had given up. */
+  readonly stats = { batches: 0, items: 0, abandoned: 0 };
 
   constructor(
-    private readonly run: (items: I[], timeoutMs: number | undefined) => Promise<Settled<O>[]>,
+    private readonly run: (items: I[], deadline: Deadline | undefined) => Promise<Settled<O>[]>,
     private readonly options: BatcherOptions,
   ) {}
 
-  submit(item: I, deadline?: Deadline): Promise<O> {
-    if (deadline?.signal.aborted) return Promise.reject(deadline.signal.reason);
+  /** Items waiting for a batch (while maxInFlight batches run). */
+  get queued(): number {
+    return this.pending.length;
+  }
+
+  submit(item: I, caller?: Caller): Promise<O> {
+    if (caller?.signal.aborted) return Promise.reject(caller.signal.reason);
+    if (hasPassed(caller?.deadline)) return Promise.reject(new DeadlineExceededError());
     return new Promise<O>((resolve, reject) => {
-      if (!deadline) {
-        this.pending.push({ item, resolve, reject, until: undefined });
+      if (!caller) {
+        this.pending.push({ item, resolve, reject, caller });
       } else {
-        // The caller stops waiting at its deadline; the batch goes on for the others.
-        const { signal } = deadline;
+        // The caller stops waiting when it gives up; the batch goes on for the others.
+        const { signal } = caller;
         const onAbort = () => reject(signal.reason);
         signal.addEventListener("abort", onAbort, { once: true });
         this.pending.push({
@@ -69,7 +81,7 @@ export class Batcher<I, O> {
             signal.removeEventListener("abort", onAbort);
             reject(error);
           },
-          until: Date.now() + deadline.timeoutMs,
+          caller,
         });
       }
       this.schedule();
@@ -84,21 +96,46 @@ export class Batcher<I, O> {
     setImmediate(() => {
       this.scheduled = false;
       while (this.inFlight < this.options.maxInFlight && this.pending.length > 0) {
-        this.send(this.pending.splice(0, this.options.maxBatch));
+        const batch = this.take();
+        if (batch.length > 0) this.send(batch);
       }
     });
   }
 
+  /** Up to maxBatch waiters from the queue, leaving out (and answering) those whose caller gave up. */
+  private take(): Waiter<I, O>[] {
+    const batch: Waiter<I, O>[] = [];
+    let taken = 0;
+    while (taken < this.pending.length && batch.length < this.options.maxBatch) {
+      const waiter = this.pending[taken++]!;
+      const caller = waiter.caller;
+      if (caller?.signal.aborted) {
+        // Already rejected by its abort listener.
+        this.stats.abandoned++;
+      } else if (hasPassed(caller?.deadline)) {
+        // Its signal has not fired yet (timers run after I/O), but no answer can reach it in time.
+        this.stats.abandoned++;
+        waiter.reject(new DeadlineExceededError());
+      } else {
+        batch.push(waiter);
+      }
+    }
+    this.pending.splice(0, taken);
+    return batch;
+  }
+
   private send(batch: Waiter<I, O>[]): void {
-    let until: number | undefined = 0;
-    for (const w of batch) until = w.until === undefined || until === undefined ? undefined : Math.max(until, w.until);
-    const timeoutMs = until === undefined ? undefined : Math.max(1, until - Date.now());
+    let deadline: Deadline | undefined = 0;
+    for (const w of batch) {
+      const own = w.caller?.deadline;
+      deadline = own === undefined || deadline === undefined ? undefined : Math.max(deadline, own);
+    }
     this.inFlight++;
     this.stats.batches++;
     this.stats.items += batch.length;
     // `run` is called on a later turn: a synchronous throw is a rejection too.
     Promise.resolve()
-      .then(() => this.run(batch.map((w) => w.item), timeoutMs))
+      .then(() => this.run(batch.map((w) => w.item), deadline))
       .then(
         (outcomes) => {
           batch.forEach((w, i) => {

@@ -2,10 +2,11 @@ import { createHash } from "node:crypto";
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { AlreadyExistsError } from "../common/errors.js";
+import { REQUEST_ID_REUSED } from "../common/reasons.js";
 import { sqlQuery } from "../database/sql.js";
 import { readEventSequence, tagTransaction, type WriteReceipt } from "../events/event-context.js";
-
-export const REQUEST_ID_REUSED = "REQUEST_ID_REUSED";
+import { boundedTransaction } from "../database/bounded.js";
+import type { Deadline } from "../common/deadline.js";
 
 /**
  * JSON-like text with sorted keys, so that the same request always hashes the
@@ -34,17 +35,18 @@ export function requestHash(request: { requestId: string }): string {
  * the same transaction as the create, so a create that committed always has
  * its response stored, and one that failed leaves no trace and may be
  * retried. A concurrent duplicate waits on the claim (the primary key) and
- * then answers with the stored response.
+ * then answers with the stored response. The transaction ends at the
+ * caller's deadline.
  */
 export async function oncePerRequestId<Response extends DescMessage>(
   em: EntityManager,
+  deadline: Deadline | undefined,
   key: { requestId: string; method: string; hash: string },
   responseSchema: Response,
   receipt: WriteReceipt,
   create: (em: EntityManager) => Promise<MessageShape<Response>>,
 ): Promise<MessageShape<Response>> {
-  if (key.requestId === "") return create(em);
-  return em.transactional(async (tx) => {
+  return boundedTransaction(em, deadline, async (tx) => {
     await tagTransaction(tx, receipt);
     const claimed = await sqlQuery<{ request_id: string }>(
       tx,

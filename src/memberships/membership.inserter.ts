@@ -1,6 +1,7 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { remainingMs } from "../common/deadline.js";
 import { batchInsert } from "../database/batch-insert.js";
-import type { Batcher, BatcherOptions } from "../database/batcher.js";
+import type { Batcher, BatcherOptions, Caller } from "../database/batcher.js";
 import type { Membership } from "./membership.entity.js";
 import { MembershipRepository } from "./membership.repository.js";
 import { MembershipService, newMembership, type NewMembership } from "./membership.service.js";
@@ -8,17 +9,17 @@ import { EventRepository } from "../events/event.repository.js";
 import { WriteReceipt } from "../events/event-context.js";
 
 /**
- * CreateMembership without a request_id and outside a transaction (no
- * deadline), coalesced: the memberships created at about the same time are
- * inserted with one statement that also checks, under a share lock, that
- * each tenant is ACTIVE (one round trip and one commit for the batch, where
- * each request alone takes BEGIN, SELECT ... FOR SHARE, INSERT, COMMIT).
+ * CreateMembership without a request_id, coalesced: the memberships created
+ * at about the same time are inserted with one statement that also checks,
+ * under a share lock, that each tenant is ACTIVE (one round trip and one
+ * commit for the batch, where each request alone takes BEGIN, SELECT ... FOR
+ * SHARE, INSERT, COMMIT). Deadlines as in TenantInserter.
  *
  * A membership the statement skipped (tenant missing, suspended or deleted,
- * or the user already a member) is created again alone through
- * MembershipService.create, which answers with the precise error (or
+ * or the user already a member) is inserted again alone, with the same id,
+ * through MembershipService.insert, which answers with the precise error (or
  * succeeds, if things changed in between); so is every membership of a batch
- * that PostgreSQL refused as a whole. A lost connection fails the whole
+ * that PostgreSQL refused for what one row holds. A lost connection fails the whole
  * batch, as it would have failed each request.
  */
 export class MembershipInserter {
@@ -30,8 +31,8 @@ export class MembershipInserter {
     const repository = new MembershipRepository(orm.fork());
     const events = new EventRepository(orm.fork());
     this.batcher = batchInsert<Membership>({
-      insertMany: async (memberships) => {
-        const inserted = await repository.insertMany(memberships);
+      insertMany: async (memberships, deadline) => {
+        const inserted = await repository.insertMany(memberships, deadline === undefined ? undefined : remainingMs(deadline));
         const sequences = await events.creationSequences(
           "membership.created",
           memberships.filter((m) => inserted.has(m.id)).map((m) => m.id),
@@ -42,10 +43,11 @@ export class MembershipInserter {
         }
         return inserted;
       },
-      insertAlone: async (membership) => {
-        const receipt = new WriteReceipt(membership.createdBy ?? undefined);
+      insertAlone: async (membership, deadline) => {
+        const actor = membership.createdBy ?? undefined;
+        const receipt = new WriteReceipt(actor);
         // A fork of its own: a failed insert must not leave anything behind for the others.
-        const created = await new MembershipService(orm.fork(), membership.createdBy ?? undefined, receipt).create(membership);
+        const created = await new MembershipService(orm.fork(), actor, receipt, deadline).insert(membership);
         if (receipt.eventSequence !== undefined) this.sequences.set(created, receipt.eventSequence);
         return created;
       },
@@ -53,17 +55,22 @@ export class MembershipInserter {
     });
   }
 
-  /** Batches sent and memberships submitted. */
+  /** As TenantInserter's. */
   get stats() {
-    return { ...this.batcher.stats };
+    return { ...this.batcher.stats, queued: this.batcher.queued };
   }
 
   /**
    * Validates, inserts, and resolves with the stored membership and the
-   * sequence of its `membership.created` event; `actor` is its creator.
+   * sequence of its `membership.created` event; `actor` is its creator,
+   * `caller` who waits for it (see Batcher).
    */
-  async create(input: NewMembership, actor: string | undefined): Promise<{ membership: Membership; eventSequence: bigint | undefined }> {
-    const membership = await this.batcher.submit(newMembership(input, actor));
+  async create(
+    input: NewMembership,
+    actor: string | undefined,
+    caller?: Caller,
+  ): Promise<{ membership: Membership; eventSequence: bigint | undefined }> {
+    const membership = await this.batcher.submit(newMembership(input, actor), caller);
     return { membership, eventSequence: this.sequences.get(membership) };
   }
 }

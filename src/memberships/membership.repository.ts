@@ -7,14 +7,9 @@ import {
 import { sqlQuery } from "../database/sql.js";
 import { rowDates } from "../database/rows.js";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../common/errors.js";
-import { TENANT_DELETED } from "../tenants/tenant.service.js";
-import { TENANT_NOT_FOUND } from "../tenants/tenant.repository.js";
+import { MEMBERSHIP_EXISTS, MEMBERSHIP_NOT_FOUND, TENANT_DELETED, TENANT_NOT_FOUND, TENANT_SUSPENDED } from "../common/reasons.js";
 import { Membership } from "./membership.entity.js";
 import { ADMIN_ROLE } from "./membership.roles.js";
-
-export const MEMBERSHIP_NOT_FOUND = "MEMBERSHIP_NOT_FOUND";
-export const MEMBERSHIP_EXISTS = "MEMBERSHIP_EXISTS";
-export const TENANT_SUSPENDED = "TENANT_SUSPENDED";
 
 export interface MembershipFilter {
   tenantId?: string;
@@ -69,9 +64,9 @@ export class MembershipRepository {
    * is ACTIVE (read under a share lock, as assertTenantAcceptsMembers does)
    * and the user is not already a member (stored, or earlier in the list).
    * Resolves with the ids inserted; the others are left for insert() to
-   * explain.
+   * explain. Past `timeoutMs` PostgreSQL cancels it.
    */
-  async insertMany(memberships: readonly Membership[]): Promise<Set<string>> {
+  async insertMany(memberships: readonly Membership[], timeoutMs?: number): Promise<Set<string>> {
     // The rows travel as one JSON document (see TenantRepository.insertMany).
     const rows = await sqlQuery<{ Id: string }>(
       this.em,
@@ -93,6 +88,7 @@ export class MembershipRepository {
           })),
         ),
       ],
+      { timeoutMs },
     );
     return new Set(rows.map((row) => row.Id));
   }
@@ -144,6 +140,11 @@ export class MembershipRepository {
     const membership = await this.em.findOne(Membership, { id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
     if (!membership) throw notFound();
     return { membership, adminIds: admins.map((row) => row.Id) };
+  }
+
+  /** Deletes every membership of a tenant (DeleteTenant with force, PurgeTenant). */
+  async deleteOfTenant(tenantId: string): Promise<void> {
+    await this.em.nativeDelete(Membership, { tenantId });
   }
 
   /** Deletes by id; false when there was no such membership. */

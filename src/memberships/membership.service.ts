@@ -4,13 +4,13 @@ import { AbortedError, FailedPreconditionError, invalidArgument, NotFoundError, 
 import { isUuid, optionalId, requireId } from "../common/ids.js";
 import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { Membership } from "./membership.entity.js";
-import { MEMBERSHIP_NOT_FOUND, MembershipRepository } from "./membership.repository.js";
+import { MembershipRepository } from "./membership.repository.js";
 import { membershipEtag } from "./membership.mapper.js";
 import { checkRoles, hasAdminRole } from "./membership.roles.js";
-import { ETAG_MISMATCH } from "../tenants/tenant.service.js";
+import { ETAG_MISMATCH, LAST_ADMIN, MEMBERSHIP_NOT_FOUND } from "../common/reasons.js";
+import type { Deadline } from "../common/deadline.js";
+import { boundedTransaction, withinDeadline } from "../database/bounded.js";
 import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
-
-export const LAST_ADMIN = "LAST_ADMIN";
 
 export interface MembershipChanges {
   id: string;
@@ -80,30 +80,37 @@ export function newMembership(input: NewMembership, actor: string | undefined): 
 }
 
 export class MembershipService {
-  private readonly memberships: MembershipRepository;
-
   /**
    * @param actor who is acting, a UUID, or undefined when anonymous.
    * @param receipt for the change feed: the request, and the event sequence of each write.
+   * @param deadline where the database work ends: writes run in a bounded
+   *   transaction, reads in one only when there is a deadline.
    */
   constructor(
     private readonly em: EntityManager,
     private readonly actor: string | undefined,
     private readonly receipt: WriteReceipt = new WriteReceipt(actor),
-  ) {
-    this.memberships = new MembershipRepository(em);
+    private readonly deadline?: Deadline,
+  ) {}
+
+  /**
+   * Creates in a transaction of its own (nested in the request's, a
+   * request_id's, when there is one); else see MembershipInserter.
+   */
+  create(input: NewMembership): Promise<Membership> {
+    return this.insert(newMembership(input, this.actor));
   }
 
   /**
-   * Creates in a transaction of its own (or the request's: a request_id's or
-   * a deadline's); else see MembershipInserter.
+   * Inserts a membership built by newMembership (validated, with its id and
+   * creator), as create does; MembershipInserter sends here the ones its
+   * statement skipped, so that they keep the id they were given.
    */
-  async create(input: NewMembership): Promise<Membership> {
-    const membership = newMembership(input, this.actor);
+  async insert(membership: Membership): Promise<Membership> {
     // The tenant's state is read under a share lock in the same transaction
     // as the insert, so a concurrent suspension or deletion either waits for
     // this membership or is seen by it.
-    return this.em.transactional(async (tx) => {
+    return boundedTransaction(this.em, this.deadline, async (tx) => {
       const memberships = new MembershipRepository(tx);
       await memberships.assertTenantAcceptsMembers(membership.tenantId);
       await memberships.insert(tx.create(Membership, membership));
@@ -113,7 +120,8 @@ export class MembershipService {
   }
 
   get(id: string): Promise<Membership> {
-    return this.memberships.findById(requireId(id, "id"));
+    const membershipId = requireId(id, "id");
+    return withinDeadline(this.em, this.deadline, (em) => new MembershipRepository(em).findById(membershipId));
   }
 
   /** Changes the roles; the tenant keeps at least one admin if it had one. */
@@ -125,7 +133,7 @@ export class MembershipService {
     });
     const roles = checkRoles(changes.roles, "membership.roles", violations);
     violations.throwIfAny();
-    return this.em.transactional(async (tx) => {
+    return boundedTransaction(this.em, this.deadline, async (tx) => {
       await tagTransaction(tx, this.receipt);
       const { membership, adminIds } = await new MembershipRepository(tx).findForChange(id);
       if (changes.etag !== "" && changes.etag !== membershipEtag(membership)) {
@@ -145,7 +153,7 @@ export class MembershipService {
 
   async delete(id: string): Promise<void> {
     const membershipId = requireId(id, "id");
-    await this.em.transactional(async (tx) => {
+    await boundedTransaction(this.em, this.deadline, async (tx) => {
       await tagTransaction(tx, this.receipt);
       const memberships = new MembershipRepository(tx);
       const { membership, adminIds } = await memberships.findForChange(membershipId);
@@ -169,10 +177,10 @@ export class MembershipService {
     if (cursor && !(/^-?\d{1,17}$/.test(cursor.keys[0]!) && isUuid(cursor.keys[1]!))) {
       throw invalidArgument("page_token", "is malformed: pass the next_page_token of a previous response");
     }
-    const [rows, totalSize] = await Promise.all([
-      this.memberships.list(filter, cursor?.keys as [string, string] | undefined, limit + 1),
-      this.memberships.count(filter),
-    ]);
+    const [rows, totalSize] = await withinDeadline(this.em, this.deadline, (em) => {
+      const memberships = new MembershipRepository(em);
+      return Promise.all([memberships.list(filter, cursor?.keys as [string, string] | undefined, limit + 1), memberships.count(filter)]);
+    });
     const page = cutPage(rows, limit, fingerprint);
     return { memberships: page.rows.map((row) => row.membership), nextPageToken: page.nextPageToken, totalSize };
   }

@@ -65,8 +65,8 @@ export class Metrics {
    * statements sent and requests they served, by kind. Requests per statement
    * near 1 means little concurrency; high means coalescing is doing its job.
    */
-  coalescing(sources: Record<string, () => { batches: number; items: number }>): void {
-    const counter = (name: string, help: string, field: "batches" | "items") => {
+  coalescing(sources: Record<string, () => { batches: number; items: number; abandoned: number }>): void {
+    const counter = (name: string, help: string, field: "batches" | "items" | "abandoned") => {
       const reported = new Map<string, number>();
       return new Counter({
         name,
@@ -84,6 +84,11 @@ export class Metrics {
     };
     counter("tenancy_coalesced_statements_total", "statements sent for coalesced requests, by kind", "batches");
     counter("tenancy_coalesced_requests_total", "requests served by coalesced statements, by kind", "items");
+    counter(
+      "tenancy_coalesced_abandoned_total",
+      "requests left out of a coalesced statement because their caller had given up (deadline passed, cancelled), by kind",
+      "abandoned",
+    );
   }
 
   interceptor(): Interceptor {

@@ -14,16 +14,6 @@ export class RequestEntityManager {
   get em(): EntityManager {
     return (this.current ??= this.root.fork());
   }
-
-  /** Whether the request works in a transaction (a deadline's); never forks. */
-  get inTransaction(): boolean {
-    return this.current?.isInTransaction() ?? false;
-  }
-
-  /** From now on the request works in this one (a transaction's). */
-  use(em: EntityManager): void {
-    this.current = em;
-  }
 }
 
 /** Set for every request when it arrives (see server.ts). */
@@ -35,11 +25,6 @@ export function requestEntityManager(values: ContextValues): EntityManager {
   const holder = values.get(kEntityManager);
   if (!holder) throw new Error("no entity manager in the request context");
   return holder.em;
-}
-
-/** Whether the request's work must stay in its transaction (see deadline.interceptor.ts). */
-export function inTransaction(ctx: HandlerContext): boolean {
-  return ctx.values.get(kEntityManager)?.inTransaction ?? false;
 }
 
 export function entityManager(ctx: HandlerContext): EntityManager {

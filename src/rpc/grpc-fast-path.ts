@@ -37,7 +37,8 @@ export interface GrpcFastPathOptions {
   /** The unary methods of these services are served here. */
   services: readonly DescService[];
   interceptors: Interceptor[];
-  contextValues: () => ContextValues;
+  /** Called when a stream arrives, with its headers. */
+  contextValues: (headers: http2.IncomingHttpHeaders) => ContextValues;
   readMaxBytes: number;
   /** As given to the Connect adapter. */
   binaryOptions?: Partial<BinaryReadOptions>;
@@ -117,6 +118,7 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
   const serve = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     const path = headers[":path"]!;
     const spec = specs.get(path)!;
+    const contextValues = options.contextValues(headers);
     const chunks: Buffer[] = [];
     let received = 0;
     let finished = false;
@@ -189,7 +191,7 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
           return signal();
         },
         header: new RecordHeaders(headers).asHeaders(),
-        contextValues: options.contextValues(),
+        contextValues,
       } as UnaryRequest;
       // What Connect's invokeUnaryImplementation does, without copying the
       // context per call (which reads, and so creates, the signal).

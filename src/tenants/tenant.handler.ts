@@ -11,13 +11,14 @@ import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { invalidArgument } from "../common/errors.js";
 import { checkRequestId } from "../common/ids.js";
 import { tenantsVisibleTo } from "../auth/policy.js";
-import { actorOf, entityManager, inTransaction } from "../rpc/context.js";
+import { actorOf, entityManager } from "../rpc/context.js";
+import { callerOf, deadlineOf } from "../rpc/deadline.js";
 import { setEventSequenceHeader, WriteReceipt } from "../events/event-context.js";
 import type { TenantInserter } from "./tenant.inserter.js";
 import { toTenantMessage } from "./tenant.mapper.js";
 import { defaultTenantRules, TenantReads, TenantService, type RequestedState, type TenantRules } from "./tenant.service.js";
 import type { TenantLoader } from "./tenant.loader.js";
-import type { Deadline } from "../database/batcher.js";
+import type { Caller } from "../database/batcher.js";
 
 function requestedState(state: State, field: string): RequestedState {
   switch (state) {
@@ -38,16 +39,19 @@ export interface TenantHandlerDeps {
   rules?: TenantRules;
 }
 
-/** The caller's deadline, for reads that do not run in the deadline's transaction. */
-function deadlineOf(ctx: HandlerContext): Deadline | undefined {
-  const timeoutMs = ctx.timeoutMs();
-  return timeoutMs === undefined ? undefined : { signal: ctx.signal, timeoutMs };
+/**
+ * The caller of a coalesced read, when it has a deadline. Without one, a
+ * read stays in its batch even if cancelled (a key more in the query costs
+ * less than the signal it would take on the gRPC fast path).
+ */
+function readerOf(ctx: HandlerContext): Caller | undefined {
+  return deadlineOf(ctx) === undefined ? undefined : callerOf(ctx);
 }
 
 /** Thin: decode the request, call the service, map the entity to the wire. */
 export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof TenantServiceDesc> {
   const rules = deps.rules ?? defaultTenantRules;
-  const service = (ctx: HandlerContext, receipt?: WriteReceipt) => new TenantService(entityManager(ctx), rules, receipt);
+  const service = (ctx: HandlerContext, receipt?: WriteReceipt) => new TenantService(entityManager(ctx), rules, receipt, deadlineOf(ctx));
   /** A write through the service, its event sequence put in the response header. */
   const write = async <T>(ctx: HandlerContext, work: (service: TenantService) => Promise<T>): Promise<T> => {
     const receipt = new WriteReceipt(actorOf(ctx));
@@ -63,16 +67,16 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
       const { tenant: input } = req;
       const state = requestedState(input.state, "tenant.state");
       const fields = { name: input.name, domain: input.domain, params: input.params, state };
-      // The common case, coalesced with concurrent creates; a request_id or a
-      // deadline needs the request's own transaction.
-      if (req.requestId === "" && !inTransaction(ctx)) {
-        const { tenant, eventSequence } = await deps.inserter.create(fields, actorOf(ctx));
+      // The common case, coalesced with concurrent creates; a request_id
+      // needs a transaction of the request's own, to store the response in.
+      if (req.requestId === "") {
+        const { tenant, eventSequence } = await deps.inserter.create(fields, actorOf(ctx), callerOf(ctx));
         setEventSequenceHeader(ctx.responseHeader, eventSequence);
         return toTenantMessage(tenant);
       }
-      const key = { requestId: req.requestId, method: "CreateTenant", hash: req.requestId ? requestHash(req) : "" };
-      const receipt = new WriteReceipt(actorOf(ctx), req.requestId || undefined);
-      const created = await oncePerRequestId(entityManager(ctx), key, TenantSchema, receipt, async (em) =>
+      const key = { requestId: req.requestId, method: "CreateTenant", hash: requestHash(req) };
+      const receipt = new WriteReceipt(actorOf(ctx), req.requestId);
+      const created = await oncePerRequestId(entityManager(ctx), deadlineOf(ctx), key, TenantSchema, receipt, async (em) =>
         toTenantMessage(await new TenantService(em, rules, receipt).create(fields)),
       );
       setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
@@ -80,13 +84,13 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
     },
 
     async getTenant(req, ctx) {
-      return toTenantMessage(await reads.get(req.id, deadlineOf(ctx)));
+      return toTenantMessage(await reads.get(req.id, readerOf(ctx)));
     },
 
     async lookupTenant(req, ctx) {
       switch (req.key.case) {
         case "domain":
-          return toTenantMessage(await reads.lookupByDomain(req.key.value, deadlineOf(ctx)));
+          return toTenantMessage(await reads.lookupByDomain(req.key.value, readerOf(ctx)));
         case "name":
           return toTenantMessage(await service(ctx).lookupByName(req.key.value));
         default:

@@ -1,23 +1,27 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
+import { remainingMs } from "../common/deadline.js";
 import { batchInsert } from "../database/batch-insert.js";
-import type { Batcher, BatcherOptions } from "../database/batcher.js";
+import type { Batcher, BatcherOptions, Caller } from "../database/batcher.js";
+import { boundedTransaction } from "../database/bounded.js";
 import type { Tenant } from "./tenant.entity.js";
 import { TenantRepository } from "./tenant.repository.js";
 import { newTenant, type NewTenant } from "./tenant.service.js";
 import { EventRepository } from "../events/event.repository.js";
 
 /**
- * CreateTenant without a request_id and outside a transaction (no deadline),
- * coalesced: the tenants created at about the same time are inserted with
- * one statement, committed together, instead of one INSERT and one commit
- * each (README, "Where the time goes").
+ * CreateTenant without a request_id, coalesced: the tenants created at about
+ * the same time are inserted with one statement, committed together, instead
+ * of one INSERT and one commit each (README, "Where the time goes"). The
+ * statement is cancelled past the latest deadline of its callers; a caller
+ * whose deadline passes first is answered DEADLINE_EXCEEDED (its tenant may
+ * still be created, as with any RPC whose deadline passes while it runs).
  *
  * Each request still gets its own answer: a tenant that the statement
  * skipped because its name or domain is taken is inserted again alone, which
  * fails with the precise ALREADY_EXISTS (or succeeds, if the other tenant
  * was deleted in between); so does every tenant of a batch that PostgreSQL
- * refused as a whole. A lost connection fails the whole batch, as it would
- * have failed each request.
+ * refused for what one row holds. A lost connection fails the whole batch,
+ * as it would have failed each request.
  */
 export class TenantInserter {
   private readonly batcher: Batcher<Tenant, Tenant>;
@@ -35,14 +39,15 @@ export class TenantInserter {
       }
     };
     this.batcher = batchInsert<Tenant>({
-      insertMany: async (tenants) => {
-        const inserted = await repository.insertMany(tenants);
+      insertMany: async (tenants, deadline) => {
+        const inserted = await repository.insertMany(tenants, deadline === undefined ? undefined : remainingMs(deadline));
         await recordSequences(tenants.filter((t) => inserted.has(t.id)));
         return inserted;
       },
-      insertAlone: async (tenant) => {
+      insertAlone: async (tenant, deadline) => {
         // A fork of its own: a failed insert must not leave anything behind for the others.
-        await new TenantRepository(orm.fork()).insert(tenant);
+        const insert = (em: EntityManager) => new TenantRepository(em).insert(tenant);
+        await (deadline === undefined ? insert(orm.fork()) : boundedTransaction(orm.fork(), deadline, insert));
         await recordSequences([tenant]);
         return tenant;
       },
@@ -50,17 +55,21 @@ export class TenantInserter {
     });
   }
 
-  /** Batches sent and tenants submitted. */
+  /**
+   * Batches sent, tenants they carried, tenants dropped because their caller
+   * had given up, and tenants waiting for a batch.
+   */
   get stats() {
-    return { ...this.batcher.stats };
+    return { ...this.batcher.stats, queued: this.batcher.queued };
   }
 
   /**
    * Validates, inserts, and resolves with the stored tenant and the sequence
-   * of its `tenant.created` event; `actor` is its creator.
+   * of its `tenant.created` event; `actor` is its creator, `caller` who waits
+   * for it (see Batcher).
    */
-  async create(input: NewTenant, actor?: string): Promise<{ tenant: Tenant; eventSequence: bigint | undefined }> {
-    const tenant = await this.batcher.submit(newTenant(input, actor));
+  async create(input: NewTenant, actor?: string, caller?: Caller): Promise<{ tenant: Tenant; eventSequence: bigint | undefined }> {
+    const tenant = await this.batcher.submit(newTenant(input, actor), caller);
     return { tenant, eventSequence: this.sequences.get(tenant) };
   }
 }

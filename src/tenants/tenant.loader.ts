@@ -1,7 +1,6 @@
-import type { DescMethod } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import { TenantService as TenantServiceDesc } from "../../gen/tenancy/v1/tenant_pb.js";
-import { Batcher, type BatcherOptions, type Deadline } from "../database/batcher.js";
+import { remainingMs, type Deadline } from "../common/deadline.js";
+import { Batcher, type BatcherOptions, type Caller } from "../database/batcher.js";
 import type { Tenant } from "./tenant.entity.js";
 import { TenantRepository } from "./tenant.repository.js";
 
@@ -30,34 +29,33 @@ export class TenantLoader {
       for (const tenant of await read([...new Set(keys)])) found.set(keyOf(tenant), tenant);
       return keys.map((key) => ({ ok: true as const, value: found.get(key) }));
     };
-    this.ids = new Batcher((ids, timeoutMs) => answer(ids, (unique) => tenants.findManyById(unique, timeoutMs), (t) => t.id), batching);
+    // Past the batch's deadline nobody waits for the query: PostgreSQL is asked to cancel it.
+    const timeout = (deadline: Deadline | undefined) => (deadline === undefined ? undefined : remainingMs(deadline));
+    this.ids = new Batcher(
+      (ids, deadline) => answer(ids, (unique) => tenants.findManyById(unique, timeout(deadline)), (t) => t.id),
+      batching,
+    );
     this.domains = new Batcher(
-      (domains, timeoutMs) => answer(domains, (unique) => tenants.findManyByDomain(unique, timeoutMs), (t) => t.domain),
+      (domains, deadline) => answer(domains, (unique) => tenants.findManyByDomain(unique, timeout(deadline)), (t) => t.domain),
       batching,
     );
   }
 
-  /** Queries sent and lookups answered, by id and by domain. */
+  /** Queries sent, lookups they answered, lookups dropped and lookups waiting, by id and by domain. */
   get stats() {
-    return { byId: { ...this.ids.stats }, byDomain: { ...this.domains.stats } };
+    return {
+      byId: { ...this.ids.stats, queued: this.ids.queued },
+      byDomain: { ...this.domains.stats, queued: this.domains.queued },
+    };
   }
 
   /** The tenant with this id (a valid UUID), deleted or not. */
-  byId(id: string, deadline?: Deadline): Promise<Tenant | undefined> {
-    return this.ids.submit(id.toLowerCase(), deadline);
+  byId(id: string, caller?: Caller): Promise<Tenant | undefined> {
+    return this.ids.submit(id.toLowerCase(), caller);
   }
 
   /** The tenant that is not deleted with this normalized domain. */
-  byDomain(domain: string, deadline?: Deadline): Promise<Tenant | undefined> {
-    return this.domains.submit(domain, deadline);
+  byDomain(domain: string, caller?: Caller): Promise<Tenant | undefined> {
+    return this.domains.submit(domain, caller);
   }
-}
-
-/**
- * Whether a request is one of the reads TenantLoader serves (GetTenant, and
- * LookupTenant by domain): they need no transaction of their own.
- */
-export function isCoalescedTenantRead(method: DescMethod, message: unknown): boolean {
-  if (method === TenantServiceDesc.method.getTenant) return true;
-  return method === TenantServiceDesc.method.lookupTenant && (message as { key: { case?: string } }).key.case === "domain";
 }

@@ -2,11 +2,8 @@ import { LockMode, UniqueConstraintViolationException, type EntityManager } from
 import { sqlQuery } from "../database/sql.js";
 import { rowDates } from "../database/rows.js";
 import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
+import { TENANT_DOMAIN_TAKEN, TENANT_NAME_TAKEN, TENANT_NOT_FOUND } from "../common/reasons.js";
 import { Tenant } from "./tenant.entity.js";
-
-export const TENANT_NOT_FOUND = "TENANT_NOT_FOUND";
-export const TENANT_NAME_TAKEN = "TENANT_NAME_TAKEN";
-export const TENANT_DOMAIN_TAKEN = "TENANT_DOMAIN_TAKEN";
 
 /** A sortable column of ListTenants, with how its cursor value is read and bound. */
 export interface SortColumn {
@@ -17,9 +14,16 @@ export interface SortColumn {
   timestamp: boolean;
 }
 
-export interface ListQuery {
+/** Which tenants a list or count covers. */
+export interface TenantFilter {
+  /** A compiled AIP-160 filter. */
   where?: { sql: string; params: unknown[] };
   showDeleted: boolean;
+  /** Only the tenants this user is a member of. */
+  memberOf?: string;
+}
+
+export interface ListQuery extends TenantFilter {
   order: SortColumn[];
   /** Cursor values of the last row of the previous page: one per sort column, then the id. */
   after?: string[];
@@ -112,9 +116,10 @@ export class TenantRepository {
   /**
    * Inserts many new tenants (version 1, updated when created) with one
    * statement, skipping those whose name or domain is taken (by a stored
-   * tenant or an earlier one of the list). Resolves with the ids inserted.
+   * tenant or an earlier one of the list). Resolves with the ids inserted;
+   * past `timeoutMs` PostgreSQL cancels it.
    */
-  async insertMany(tenants: readonly Tenant[]): Promise<Set<string>> {
+  async insertMany(tenants: readonly Tenant[], timeoutMs?: number): Promise<Set<string>> {
     // The rows travel as one JSON document: one JSON.stringify here and
     // PostgreSQL's JSON parser there, instead of a text[] literal to escape
     // per column.
@@ -137,6 +142,7 @@ export class TenantRepository {
           })),
         ),
       ],
+      { timeoutMs },
     );
     return new Set(rows.map((row) => row.tenant_id));
   }
@@ -157,12 +163,7 @@ export class TenantRepository {
    * of a run of rows that differ below a millisecond.
    */
   async list(query: ListQuery): Promise<Array<{ tenant: Tenant; cursor: string[] }>> {
-    const params: unknown[] = [];
-    const conditions: string[] = query.showDeleted ? [] : [`state <> 'DELETED'`];
-    if (query.where) {
-      conditions.push(`(${query.where.sql})`);
-      params.push(...query.where.params);
-    }
+    const { conditions, params } = filterConditions(query);
     if (query.after) {
       const keyset = keysetCondition(query.order, query.after);
       conditions.push(keyset.sql);
@@ -187,15 +188,34 @@ export class TenantRepository {
     }));
   }
 
-  async count(where: { sql: string; params: unknown[] } | undefined, showDeleted: boolean): Promise<number> {
-    const conditions = [...(showDeleted ? [] : [`state <> 'DELETED'`]), ...(where ? [`(${where.sql})`] : [])];
+  async count(filter: TenantFilter): Promise<number> {
+    const { conditions, params } = filterConditions(filter);
     const rows = await sqlQuery<{ count: string }>(
       this.em,
       `SELECT count(*) AS count FROM "Tenants"${conditions.length ? ` WHERE ${conditions.join(" AND ")}` : ""}`,
-      where?.params ?? [],
+      params,
     );
     return Number(rows[0]?.count ?? 0);
   }
+
+  /** Removes the row for good (PurgeTenant); its memberships must be gone first. */
+  async delete(id: string): Promise<void> {
+    await this.em.nativeDelete(Tenant, { id });
+  }
+}
+
+function filterConditions(filter: TenantFilter): { conditions: string[]; params: unknown[] } {
+  const conditions: string[] = filter.showDeleted ? [] : [`state <> 'DELETED'`];
+  const params: unknown[] = [];
+  if (filter.where) {
+    conditions.push(`(${filter.where.sql})`);
+    params.push(...filter.where.params);
+  }
+  if (filter.memberOf !== undefined) {
+    conditions.push(`tenant_id IN (SELECT "tenantId" FROM "UserTenantMapping" WHERE "userId" = ?::uuid)`);
+    params.push(filter.memberOf);
+  }
+  return { conditions, params };
 }
 
 function microseconds(column: string): string {

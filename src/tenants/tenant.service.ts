@@ -5,21 +5,19 @@ import { ForeignKeyConstraintViolationException } from "@mikro-orm/core";
 import { AbortedError, FailedPreconditionError, invalidArgument, NotFoundError, Violations } from "../common/errors.js";
 import { isUuid, requireId } from "../common/ids.js";
 import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
-import { Membership } from "../memberships/membership.entity.js";
-import { Tenant } from "./tenant.entity.js";
-import { TENANT_NOT_FOUND, TenantRepository, type SortColumn } from "./tenant.repository.js";
+import { MembershipRepository } from "../memberships/membership.repository.js";
+import type { Tenant } from "./tenant.entity.js";
+import { ETAG_MISMATCH, TENANT_DELETED, TENANT_HAS_MEMBERSHIPS, TENANT_NOT_DELETED, TENANT_NOT_FOUND } from "../common/reasons.js";
+import { TenantRepository, type SortColumn } from "./tenant.repository.js";
 import { checkDomain, checkName, checkParams, couldBeStoredName } from "./tenant.validation.js";
 import { applyParamsKey, parseTenantMask } from "./tenant.update-mask.js";
 import { tenantEtag } from "./tenant.mapper.js";
 import type { TenantLoader } from "./tenant.loader.js";
-import type { Deadline } from "../database/batcher.js";
+import type { Caller } from "../database/batcher.js";
+import { boundedTransaction, withinDeadline } from "../database/bounded.js";
+import type { Deadline } from "../common/deadline.js";
 import { compileTenantFilter, FilterError } from "./filter/index.js";
 import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
-
-export const ETAG_MISMATCH = "ETAG_MISMATCH";
-export const TENANT_HAS_MEMBERSHIPS = "TENANT_HAS_MEMBERSHIPS";
-export const TENANT_DELETED = "TENANT_DELETED";
-export const TENANT_NOT_DELETED = "TENANT_NOT_DELETED";
 
 /** A state a client may ask for; DELETED is reached only through delete. */
 export type RequestedState = "ACTIVE" | "SUSPENDED" | undefined;
@@ -137,42 +135,44 @@ export function newTenant(input: NewTenant, actor?: string): Tenant {
 export class TenantReads {
   constructor(private readonly loader: TenantLoader) {}
 
-  async get(id: string, deadline?: Deadline): Promise<Tenant> {
-    const tenant = await this.loader.byId(requireId(id, "id"), deadline);
+  async get(id: string, caller?: Caller): Promise<Tenant> {
+    const tenant = await this.loader.byId(requireId(id, "id"), caller);
     if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `tenant ${id} not found`, { id });
     return tenant;
   }
 
   /** Deleted tenants are not found by domain (AIP-164). */
-  async lookupByDomain(raw: string, deadline?: Deadline): Promise<Tenant> {
+  async lookupByDomain(raw: string, caller?: Caller): Promise<Tenant> {
     const violations = new Violations();
     const domain = checkDomain(raw, "domain", violations);
     violations.throwIfAny();
-    const tenant = await this.loader.byDomain(domain, deadline);
+    const tenant = await this.loader.byDomain(domain, caller);
     if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the domain ${domain}`, { domain });
     return tenant;
   }
 }
 
-/** The rules of tenants; one instance per request, on the request's entity manager. */
+/**
+ * The rules of tenants; one instance per request, on the request's entity
+ * manager. Its database work ends at the request's `deadline`: writes run
+ * in a bounded transaction, reads in one only when there is a deadline.
+ */
 export class TenantService {
-  private readonly tenants: TenantRepository;
-
   /**
    * @param receipt who acts and for which request; every write records its
    * event sequence there (see src/events/).
+   * @param deadline where the database work ends.
    */
   constructor(
     private readonly em: EntityManager,
     private readonly rules: TenantRules = defaultTenantRules,
     private readonly receipt: WriteReceipt = new WriteReceipt(undefined),
-  ) {
-    this.tenants = new TenantRepository(em);
-  }
+    private readonly deadline?: Deadline,
+  ) {}
 
   /**
-   * Inserts in a transaction (the request's own: a request_id's or a
-   * deadline's, when it has one); else see TenantInserter.
+   * Inserts in a transaction (the request's own, a request_id's, bounded by
+   * the deadline); else see TenantInserter.
    */
   async create(input: NewTenant): Promise<Tenant> {
     const tenant = newTenant(input, this.receipt.actor);
@@ -183,14 +183,17 @@ export class TenantService {
     return tenant;
   }
 
-  /** Runs `work` in the current transaction, or in a new one. */
+  /** Runs `work` in the current transaction, or in a new one bounded by the deadline. */
   private inTransaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
-    return this.em.isInTransaction() ? work(this.em) : this.em.transactional(work);
+    return this.em.isInTransaction() ? work(this.em) : boundedTransaction(this.em, this.deadline, work);
   }
 
-  /** A write transaction: tagged for the change feed first, its event sequence read last. */
+  /**
+   * A write transaction, bounded by the deadline: tagged for the change feed
+   * first, its event sequence read last.
+   */
   private write<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
-    return this.em.transactional(async (em) => {
+    return boundedTransaction(this.em, this.deadline, async (em) => {
       await tagTransaction(em, this.receipt);
       const result = await work(em);
       await readEventSequence(em, this.receipt);
@@ -202,7 +205,7 @@ export class TenantService {
     const name = raw.trim();
     if (name === "") throw invalidArgument("name", "must not be empty");
     if (!couldBeStoredName(name)) throw new NotFoundError(TENANT_NOT_FOUND, "no tenant has this name");
-    return this.tenants.findByName(name);
+    return withinDeadline(this.em, this.deadline, (em) => new TenantRepository(em).findByName(name));
   }
 
   async list(request: {
@@ -221,19 +224,16 @@ export class TenantService {
       if (error instanceof FilterError) throw invalidArgument("filter", error.message);
       throw error;
     }
-    // memberOf: only the tenants this user belongs to (a caller who is not a
-    // platform administrator; see src/auth/policy.ts). Applies to the count too.
-    if (memberOf !== undefined) {
-      const member = `tenant_id IN (SELECT "tenantId" FROM "UserTenantMapping" WHERE "userId" = ?::uuid)`;
-      where = where ? { sql: `(${where.sql}) AND ${member}`, params: [...where.params, memberOf] } : { sql: member, params: [memberOf] };
-    }
     const fingerprint = queryFingerprint([request.filter.trim(), order, request.showDeleted]);
     const cursor = decodePageToken(request.pageToken, fingerprint, order.length + 1);
     if (cursor) checkCursor(order, cursor.keys);
-    const [rows, totalSize] = await Promise.all([
-      this.tenants.list({ where, showDeleted: request.showDeleted, order, after: cursor?.keys, limit: limit + 1 }),
-      this.tenants.count(where, request.showDeleted),
-    ]);
+    // memberOf: only the tenants this user belongs to (a caller who is not a
+    // platform administrator; see src/auth/policy.ts). Applies to the count too.
+    const filter = { where, showDeleted: request.showDeleted, memberOf };
+    const [rows, totalSize] = await withinDeadline(this.em, this.deadline, (em) => {
+      const tenants = new TenantRepository(em);
+      return Promise.all([tenants.list({ ...filter, order, after: cursor?.keys, limit: limit + 1 }), tenants.count(filter)]);
+    });
     const page = cutPage(rows, limit, fingerprint);
     return { tenants: page.rows.map((row) => row.tenant), nextPageToken: page.nextPageToken, totalSize };
   }
@@ -296,11 +296,12 @@ export class TenantService {
         const tenant = await new TenantRepository(em).findForUpdate(id);
         checkEtag(tenant, request.etag);
         if (tenant.state === "DELETED") throw deleted(tenant);
+        const memberships = new MembershipRepository(em);
         if (request.force) {
-          await em.nativeDelete(Membership, { tenantId: id });
+          await memberships.deleteOfTenant(id);
         } else {
-          const memberships = await em.count(Membership, { tenantId: id });
-          if (memberships > 0) throw hasMemberships(memberships);
+          const count = await memberships.count({ tenantId: id });
+          if (count > 0) throw hasMemberships(count);
         }
         const now = new Date();
         tenant.state = "DELETED";
@@ -336,11 +337,12 @@ export class TenantService {
   async purge(request: { id: string; etag: string }): Promise<void> {
     const id = requireId(request.id, "id");
     await this.write(async (em) => {
-      const tenant = await new TenantRepository(em).findForUpdate(id);
+      const tenants = new TenantRepository(em);
+      const tenant = await tenants.findForUpdate(id);
       checkEtag(tenant, request.etag);
       if (tenant.state !== "DELETED") throw notDeleted(tenant);
-      await em.nativeDelete(Membership, { tenantId: id });
-      await em.nativeDelete(Tenant, { id });
+      await new MembershipRepository(em).deleteOfTenant(id);
+      await tenants.delete(id);
     });
   }
 }

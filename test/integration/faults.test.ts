@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pg from "pg";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
+import { waitUntil } from "../support/wait.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -47,12 +48,7 @@ describe("deadlines", () => {
         expect(error.code).toBe(4 /* DEADLINE_EXCEEDED */);
       }
       // The blocked UPDATE was cancelled by the database, not left waiting.
-      let waiting = await waitingQueries();
-      for (let i = 0; i < 40 && waiting > 0; i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        waiting = await waitingQueries();
-      }
-      expect(waiting).toBe(0);
+      await waitUntil(async () => (await waitingQueries()) === 0, "the blocked updates cancelled", { timeoutMs: 2_000 });
     } finally {
       await release();
     }
@@ -76,7 +72,7 @@ describe("pool exhaustion", () => {
       const blocked = [0, 1].map((i) =>
         server.grpc.tenants.updateTenant({ tenant: { id: tenant.id, params: { i } } }).catch((e) => e),
       );
-      await new Promise((r) => setTimeout(r, 200));
+      await waitUntil(async () => (await waitingQueries()) === 2, "both updates waiting on the lock");
       const error = await rpcError(server.grpc.tenants.getTenant({ id: tenant.id }));
       expect(describeError(error).code).toBe("Unavailable");
       await release();

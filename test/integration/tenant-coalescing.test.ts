@@ -3,6 +3,8 @@ import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
+import { holdBatches } from "../support/coalescing.js";
+import { waitUntil } from "../support/wait.js";
 import { Tenant_State, type Tenant } from "../../src/client.js";
 
 // The cache is off: every GetTenant and LookupTenant by domain goes through
@@ -15,15 +17,36 @@ afterAll(async () => {
   await server?.close();
 });
 
-function unique(i: number) {
+function unique(i: number | string) {
   const tag = `${i}-${Math.random().toString(36).slice(2, 8)}`;
   return { name: `Loader ${tag}`, domain: `loader-${tag}.example.org`, params: { i } };
 }
 
-const queriesById = () => server.tenantLoader.stats.byId.batches;
+/** A counter of GET /metrics, by its labels as written (`kind="create_tenant"`). */
+async function metric(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(`${server.baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}} `));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
+/** Holds the coalesced CreateTenant statements behind a lock (see holdBatches). */
+const holdCreates = (deadline?: number) =>
+  holdBatches(server, {
+    table: "Tenants",
+    mode: "SHARE",
+    statement: `INSERT INTO "Tenants"`,
+    stats: () => server.tenantInserter.stats,
+    blocker: () => server.grpc.tenants.createTenant({ tenant: unique("blocker") }, { timeoutMs: deadline }),
+  });
+
+const outcomeOf = (call: Promise<Tenant>) =>
+  call.then(
+    (tenant) => ({ ok: true as const, tenant }),
+    (e: unknown) => ({ ok: false as const, error: describeError(e as never) }),
+  );
 
 describe("coalesced tenant reads", () => {
-  it("gives each of many concurrent callers its own answer, with fewer queries than requests", async () => {
+  it("gives each of many concurrent callers its own answer, from one query", async () => {
     const tenants: Tenant[] = [];
     for (let i = 0; i < 20; i++) tenants.push(await server.grpc.tenants.createTenant({ tenant: unique(i) }));
     const deleted = tenants[0]!;
@@ -54,13 +77,28 @@ describe("coalesced tenant reads", () => {
       calls.push({ call: () => outcome(server.grpc.tenants.getTenant({ id: unknownId })), expected: { code: "NotFound", reason: "TENANT_NOT_FOUND" } });
     }
     const getCount = calls.length / 2;
-    const before = queriesById();
-    const outcomes = await Promise.all(calls.map((c) => c.call()));
+    // The reads by id queue up behind a lock that blocks even plain reads,
+    // then go out together.
+    const held = await holdBatches(server, {
+      table: "Tenants",
+      mode: "ACCESS EXCLUSIVE",
+      statement: `SELECT * FROM "Tenants" WHERE tenant_id = ANY(`,
+      stats: () => server.tenantLoader.stats.byId,
+      blocker: () => server.grpc.tenants.getTenant({ id: live[0]!.id }),
+    });
+    let outcomes: Outcome[];
+    try {
+      const running = Promise.all(calls.map((c) => c.call()));
+      await held.queued(1 + getCount);
+      await held.release();
+      outcomes = await running;
+    } finally {
+      await held.release();
+    }
     expect(outcomes).toEqual(calls.map((c) => c.expected));
-    // 6 × 21 GetTenant calls at once on one HTTP/2 connection: they share queries.
-    const queries = queriesById() - before;
-    expect(queries).toBeGreaterThan(0);
-    expect(queries).toBeLessThan(getCount / 2);
+    // 6 × 21 GetTenant calls (and the last blocker) read with one query.
+    expect(server.tenantLoader.stats.byId.batches - held.batchesBefore).toBe(1);
+    await held.blockers();
   });
 
   it("answers the full tenant as GetTenant always has", async () => {
@@ -86,10 +124,10 @@ describe("coalesced tenant reads", () => {
         const byDomain = await rpcError(client.tenants.lookupTenant({ key: { case: "domain", value: tenant.domain } }, { timeoutMs: 300 }));
         expect(byDomain.code).toBe(Code.DeadlineExceeded);
       }
-      await waitUntil(async () => (await blockedReads()) === 0);
+      await waitUntil(async () => (await blockedReads()) === 0, "the shared reads cancelled");
       // A caller without a deadline waits for the lock, and then gets its answer.
       patient = server.grpc.tenants.getTenant({ id: tenant.id });
-      await waitUntil(async () => (await blockedReads()) === 1);
+      await waitUntil(async () => (await blockedReads()) === 1, "the patient read waiting");
     } finally {
       await holder.query("ROLLBACK");
       await holder.end();
@@ -107,16 +145,8 @@ async function blockedReads(): Promise<number> {
   return rows[0].n;
 }
 
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 3_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error("condition not reached in time");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe("coalesced tenant creates", () => {
-  it("answers each of many concurrent creates on its own, duplicates included, with fewer statements than requests", async () => {
+  it("answers each of many concurrent creates on its own, duplicates included, from one statement", async () => {
     const taken = await server.grpc.tenants.createTenant({ tenant: unique(200) });
     const tag = Math.random().toString(36).slice(2, 8);
     const requests = Array.from({ length: 40 }, (_, i) => ({ name: `Batch ${tag} ${i}`, domain: `batch-${tag}-${i}.example.org`, params: { i } }));
@@ -124,18 +154,18 @@ describe("coalesced tenant creates", () => {
     requests.push({ name: `BATCH ${tag} 0`, domain: `other-${tag}-a.example.org`, params: { i: 100 } });
     requests.push({ name: `Other ${tag} b`, domain: `BATCH-${tag}-1.example.org`, params: { i: 101 } });
     requests.push({ name: `Other ${tag} c`, domain: taken.domain, params: { i: 102 } });
-    const before = server.tenantInserter.stats.batches;
-    const outcomes = await Promise.all(
-      requests.map((tenant) =>
-        server.grpc.tenants.createTenant({ tenant }).then(
-          (t) => ({ ok: true as const, tenant: t }),
-          (e: unknown) => ({ ok: false as const, error: describeError(e as never) }),
-        ),
-      ),
-    );
-    const batches = server.tenantInserter.stats.batches - before;
-    expect(batches).toBeGreaterThan(0);
-    expect(batches).toBeLessThan(requests.length / 2);
+    const held = await holdCreates();
+    let outcomes;
+    try {
+      const running = Promise.all(requests.map((tenant) => outcomeOf(server.grpc.tenants.createTenant({ tenant }))));
+      await held.queued(1 + requests.length);
+      await held.release();
+      outcomes = await running;
+    } finally {
+      await held.release();
+    }
+    expect(server.tenantInserter.stats.batches - held.batchesBefore).toBe(1);
+    await held.blockers();
 
     // Of each pair that collides, exactly one was created, the other told why.
     const byName = (name: string) => outcomes.filter((o, i) => requests[i]!.name.toLowerCase() === name.toLowerCase());
@@ -159,12 +189,92 @@ describe("coalesced tenant creates", () => {
     expect(rows[0].n).toBe(40);
   });
 
-  it("gives the other tenants of a batch that PostgreSQL refused as a whole their own answers", async () => {
-    // A trigger refuses some rows (as a serialization failure, answered ABORTED):
-    // the statement for the whole batch fails, then each tenant is tried alone.
+  it("coalesces creates that carry a deadline, and counts them in the coalescing metrics", async () => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const requests = Array.from({ length: 24 }, (_, i) => ({ name: `Deadline ${tag} ${i}`, domain: `deadline-${tag}-${i}.example.org` }));
+    const held = await holdCreates(30_000);
+    let outcomes;
+    let statements: number;
+    let served: number;
+    try {
+      statements = await metric("tenancy_coalesced_statements_total", `kind="create_tenant"`);
+      served = await metric("tenancy_coalesced_requests_total", `kind="create_tenant"`);
+      // As a typed client sends them: every call with a deadline, over gRPC.
+      const running = Promise.all(requests.map((tenant) => outcomeOf(server.grpc.tenants.createTenant({ tenant }, { timeoutMs: 30_000 }))));
+      await held.queued(1 + requests.length);
+      await held.release();
+      outcomes = await running;
+    } finally {
+      await held.release();
+    }
+    await held.blockers();
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(requests.length);
+    // One statement for the 24 creates and the last blocker.
+    expect(server.tenantInserter.stats.batches - held.batchesBefore).toBe(1);
+    expect(await metric("tenancy_coalesced_statements_total", `kind="create_tenant"`)).toBe(statements + 1);
+    expect(await metric("tenancy_coalesced_requests_total", `kind="create_tenant"`)).toBe(served + 1 + requests.length);
+  });
+
+  it("bounds the coalesced statement by its callers' deadline, and has the database cancel it", async () => {
+    const holder = new pg.Client({ connectionString: server.databaseUrl });
+    await holder.connect();
+    await holder.query("BEGIN");
+    await holder.query(`LOCK TABLE "Tenants" IN SHARE MODE`);
+    const late = [unique("late-grpc"), unique("late-connect")];
+    try {
+      for (const [i, client] of [server.grpc, server.connect].entries()) {
+        const error = await rpcError(client.tenants.createTenant({ tenant: late[i] }, { timeoutMs: 300 }));
+        expect(error.code).toBe(Code.DeadlineExceeded);
+      }
+      // Cancelled by PostgreSQL at the deadline, not left waiting for the lock.
+      await waitUntil(async () => (await blockedInserts()) === 0, "the timed-out inserts cancelled");
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    const { rows } = await server.sql.query(`SELECT count(*)::int AS n FROM "Tenants" WHERE name = ANY($1)`, [late.map((t) => t.name)]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("leaves out of the statement the callers whose deadline passed while they waited for it", async () => {
+    const held = await holdCreates();
+    const impatient = [unique("impatient-1"), unique("impatient-2"), unique("impatient-3")];
+    const patient = [unique("patient-1"), unique("patient-2")];
+    let patientOutcomes;
+    const abandonedBefore = server.tenantInserter.stats.abandoned;
+    const itemsBefore = server.tenantInserter.stats.items;
+    try {
+      const impatientOutcomes = Promise.all(impatient.map((tenant) => outcomeOf(server.grpc.tenants.createTenant({ tenant }, { timeoutMs: 200 }))));
+      const running = Promise.all(patient.map((tenant) => outcomeOf(server.grpc.tenants.createTenant({ tenant }, { timeoutMs: 30_000 }))));
+      await held.queued(1 + impatient.length + patient.length);
+      // Answered at their deadline while still queued.
+      expect((await impatientOutcomes).map((o) => (o.ok ? "created" : o.error.code))).toEqual(impatient.map(() => "DeadlineExceeded"));
+      await held.release();
+      patientOutcomes = await running;
+    } finally {
+      await held.release();
+    }
+    await held.blockers();
+    expect(patientOutcomes.map((o) => o.ok)).toEqual([true, true]);
+    expect(server.tenantInserter.stats.abandoned - abandonedBefore).toBe(impatient.length);
+    // The next statement carried the patient ones and the last blocker only.
+    expect(server.tenantInserter.stats.items - itemsBefore).toBe(1 + patient.length);
+    const { rows } = await server.sql.query(`SELECT count(*)::int AS n FROM "Tenants" WHERE name = ANY($1)`, [impatient.map((t) => t.name)]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("retries row by row a batch that PostgreSQL refused for one row's data, giving each its own answer", async () => {
+    // The statement for the whole batch fails on a check of some rows (class
+    // 23); each tenant is then inserted alone, where those rows are refused
+    // as a serialization failure (ABORTED) and the others are created.
     await server.sql.query(`
       CREATE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '40001'; END $$;
+      BEGIN
+        IF strpos(current_query(), 'jsonb_to_recordset') > 0 THEN
+          RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514';
+        END IF;
+        RAISE EXCEPTION 'refused by the test' USING ERRCODE = '40001';
+      END $$;
       CREATE TRIGGER refuse_some BEFORE INSERT ON "Tenants" FOR EACH ROW WHEN (NEW.name LIKE 'Refused%') EXECUTE FUNCTION refuse_some();
     `);
     try {
@@ -173,14 +283,72 @@ describe("coalesced tenant creates", () => {
         name: `${i % 10 === 3 ? "Refused" : "Accepted"} ${tag} ${i}`,
         domain: `refuse-${tag}-${i}.example.org`,
       }));
-      const before = server.tenantInserter.stats.batches;
-      const outcomes = await Promise.all(
-        requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
-      );
-      expect(server.tenantInserter.stats.batches - before).toBeLessThan(requests.length / 2);
+      const held = await holdCreates();
+      let outcomes;
+      try {
+        const running = Promise.all(
+          requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
+        );
+        await held.queued(1 + requests.length);
+        await held.release();
+        outcomes = await running;
+      } finally {
+        await held.release();
+      }
+      await held.blockers();
+      expect(server.tenantInserter.stats.batches - held.batchesBefore).toBe(1);
       expect(outcomes).toEqual(requests.map((r) => (r.name.startsWith("Refused") ? "Aborted" : "created")));
     } finally {
       await server.sql.query(`DROP TRIGGER refuse_some ON "Tenants"; DROP FUNCTION refuse_some()`);
     }
   });
+
+  it("does not retry row by row a batch refused for lack of resources: every caller gets UNAVAILABLE", async () => {
+    // Class 53 (here too_many_connections) says nothing about any one row:
+    // retrying each row alone would multiply the work of an overloaded
+    // database. The trigger refuses the batch statement only, so a retry
+    // row by row would have created the tenants.
+    await server.sql.query(`
+      CREATE FUNCTION overloaded() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF strpos(current_query(), 'jsonb_to_recordset') > 0 THEN
+          RAISE EXCEPTION 'overloaded, says the test' USING ERRCODE = '53300';
+        END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER overloaded BEFORE INSERT ON "Tenants" FOR EACH ROW WHEN (NEW.name LIKE 'Overloaded%') EXECUTE FUNCTION overloaded();
+    `);
+    try {
+      const tag = Math.random().toString(36).slice(2, 8);
+      const requests = Array.from({ length: 12 }, (_, i) => ({ name: `Overloaded ${tag} ${i}`, domain: `overloaded-${tag}-${i}.example.org` }));
+      const held = await holdCreates();
+      let outcomes;
+      try {
+        const running = Promise.all(
+          requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
+        );
+        await held.queued(1 + requests.length);
+        await held.release();
+        outcomes = await running;
+      } finally {
+        await held.release();
+      }
+      await held.blockers();
+      expect(server.tenantInserter.stats.batches - held.batchesBefore).toBe(1);
+      expect(outcomes).toEqual(requests.map(() => "Unavailable"));
+      const { rows } = await server.sql.query(`SELECT count(*)::int AS n FROM "Tenants" WHERE name LIKE $1`, [`Overloaded ${tag} %`]);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await server.sql.query(`DROP TRIGGER overloaded ON "Tenants"; DROP FUNCTION overloaded()`);
+    }
+  });
 });
+
+/** Coalesced inserts now waiting on a lock. */
+async function blockedInserts(): Promise<number> {
+  const { rows } = await server.sql.query(
+    `SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, 'INSERT INTO "Tenants"')`,
+  );
+  return rows[0].n;
+}

@@ -1,0 +1,70 @@
+import pg from "pg";
+import type { TestServer } from "./test-server.js";
+import { waitUntil } from "./wait.js";
+
+/**
+ * Holds a coalescing batcher's statements at PostgreSQL behind a table lock,
+ * so that the requests sent meanwhile queue up in it and go out together
+ * once released: the batches a test sees are then exact, not a matter of
+ * timing.
+ *
+ * `blocker()` sends one request that reaches the batcher; they are sent one
+ * at a time, each once the previous is waiting on the lock, until every
+ * batch the batcher may run at once is blocked and one more request stays
+ * queued.
+ */
+export async function holdBatches(
+  server: TestServer,
+  options: {
+    /** The table whose lock blocks the statements. */
+    table: "Tenants" | "UserTenantMapping";
+    /** SHARE blocks writes; ACCESS EXCLUSIVE blocks reads too. */
+    mode: "SHARE" | "ACCESS EXCLUSIVE";
+    /** The start of the batch statement's text, to find it in pg_stat_activity. */
+    statement: string;
+    stats: () => { batches: number; queued: number };
+    blocker: () => Promise<unknown>;
+  },
+) {
+  const holder = new pg.Client({ connectionString: server.databaseUrl });
+  await holder.connect();
+  await holder.query("BEGIN");
+  await holder.query(`LOCK TABLE "${options.table}" IN ${options.mode} MODE`);
+  const blocked = async () => {
+    const { rows } = await server.sql.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, $1)`,
+      [options.statement],
+    );
+    return rows[0].n as number;
+  };
+  const blockers: Promise<unknown>[] = [];
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await holder.query("ROLLBACK");
+    await holder.end();
+  };
+  try {
+    while (options.stats().queued === 0) {
+      blockers.push(options.blocker().catch((e: unknown) => e));
+      const sent = blockers.length;
+      await waitUntil(async () => options.stats().queued > 0 || (await blocked()) === sent, `blocker ${sent} blocked or queued`);
+    }
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  return {
+    /** Batches sent so far (the blocked ones included). */
+    batchesBefore: options.stats().batches,
+    /** The blockers' outcomes, once released. */
+    blockers: () => Promise.all(blockers),
+    /** Waits until `n` requests (the last blocker included) are queued. */
+    queued: (n: number) => waitUntil(() => options.stats().queued >= n, `${n} requests queued`),
+    /** Statements now waiting on the lock. */
+    blocked,
+    release,
+  };
+}
