@@ -56,6 +56,26 @@ describe("deadlines", () => {
     expect((await server.grpc.tenants.getTenant({ id: tenant.id })).params).toEqual({});
   });
 
+  it("bounds reads by the deadline too (ListTenants, LookupTenant by name)", async () => {
+    const tenant = await server.grpc.tenants.createTenant({ tenant: unique() });
+    // An ACCESS EXCLUSIVE lock blocks even plain reads of the table.
+    const holder = new pg.Client({ connectionString: server.databaseUrl });
+    await holder.connect();
+    await holder.query("BEGIN");
+    await holder.query(`LOCK TABLE "Tenants" IN ACCESS EXCLUSIVE MODE`);
+    try {
+      const calls = [
+        server.grpc.tenants.listTenants({}, { timeoutMs: 300 }),
+        server.connect.tenants.lookupTenant({ key: { case: "name", value: tenant.name } }, { timeoutMs: 300 }),
+      ];
+      for (const call of calls) expect((await rpcError(call)).code).toBe(4 /* DEADLINE_EXCEEDED */);
+      await waitUntil(async () => (await waitingQueries()) === 0, "the blocked reads cancelled", { timeoutMs: 2_000 });
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+  });
+
   it("serves requests with a generous deadline normally", async () => {
     const tenant = await server.grpc.tenants.createTenant({ tenant: unique() }, { timeoutMs: 5_000 });
     const updated = await server.grpc.tenants.updateTenant({ tenant: { id: tenant.id, params: { a: 1 } } }, { timeoutMs: 5_000 });
