@@ -81,8 +81,15 @@ async function main(): Promise<void> {
     log.info("stopped");
     process.exit(0);
   };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  // A close that fails is logged and ends the process with an error code,
+  // instead of leaving it half stopped with an unhandled rejection.
+  const onSignal = (signal: string) =>
+    shutdown(signal).catch((error: unknown) => {
+      log.error({ err: error, signal }, "shutdown failed");
+      process.exit(1);
+    });
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
 }
 
 function redact(url: string): string {

@@ -32,10 +32,10 @@ export interface TenantCaching {
 /**
  * Set by the cache interceptor when the answer is known: the TenantService
  * implementation (wrapped with `answeredFromCache`) returns it instead of
- * asking the database, and interceptors that prepare database work (the
- * deadline's transaction) skip it. The answer goes through the
- * implementation, not straight out of the interceptor, so that the protocol's
- * response headers stay as the protocol set them.
+ * asking the database, and the gRPC fast path may reuse its encoding. The
+ * answer goes through the implementation, not straight out of the
+ * interceptor, so that the protocol's response headers stay as the protocol
+ * set them.
  */
 export const kCachedTenant = createContextKey<TenantMessage | undefined>(undefined, {
   description: "the tenant cache's answer to this request",
@@ -85,9 +85,10 @@ function writtenId(message: unknown): string | undefined {
  * The tenant cache of one server: the cache, its invalidation listener and
  * the interceptor that uses them. See tenant-cache.ts for the rules.
  *
- * The interceptor sits innermost, after logging, metrics and error mapping
- * (and any authorization interceptor), so a hit is logged and counted like
- * any RPC; it only skips the handler and the database. What it caches is the
+ * The interceptor sits after metrics, logging, error mapping and
+ * authentication with authorization (see server.ts), so a hit is logged,
+ * counted and authorized like any RPC; it only skips the handler and the
+ * database. What it caches is the
  * handler's own answer to the same question (GetTenant by id, LookupTenant by
  * normalized domain), so the handler's rules, such as deleted tenants being
  * hidden from LookupTenant, hold for hits too; errors are never cached.

@@ -4,7 +4,7 @@ import type { TenantCache } from "./tenant-cache.js";
 
 /**
  * The channel on which every change of a tenant row is announced, by the
- * trigger that migration Migration20261127030000_tenant_notify puts on
+ * trigger that migration Migration20261127050000_tenant_notify puts on
  * "Tenants" (AFTER UPDATE OR DELETE, payload: the tenant id; AFTER TRUNCATE,
  * payload `*`). A trigger runs in the writing transaction, so the
  * notification is sent exactly when the change commits, whatever wrote it:

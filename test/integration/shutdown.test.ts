@@ -5,6 +5,7 @@ import { inject } from "vitest";
 import pg from "pg";
 import { createTenancyClients } from "../../src/client.js";
 import { createTestDatabase } from "../support/database.js";
+import { waitUntil } from "../support/wait.js";
 
 let database: { url: string; drop(): Promise<void> };
 beforeAll(async () => {
@@ -63,7 +64,8 @@ describe("graceful shutdown of the real process", () => {
       }
     };
     const writers = Array.from({ length: 6 }, (_, w) => writer(w));
-    await new Promise((r) => setTimeout(r, 600));
+    // Signalled in the middle of a steady stream of writes.
+    await waitUntil(() => acknowledged.length >= 30, "writes acknowledged", { timeoutMs: 30_000 });
     const ackedBeforeSignal = acknowledged.length;
     signalled = true;
     child.kill("SIGTERM");
