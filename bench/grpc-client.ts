@@ -36,17 +36,21 @@ export class GrpcError extends Error {
   }
 }
 
-const requestHeaders = (path: string) => ({
+const requestHeaders = (path: string, timeout: string | undefined) => ({
   ":method": "POST",
   ":path": path,
   "content-type": "application/grpc+proto",
   te: "trailers",
+  ...(timeout ? { "grpc-timeout": timeout } : {}),
 });
 
 export class RawGrpcClient {
   private readonly session: http2.ClientHttp2Session;
+  private readonly timeout: string | undefined;
 
-  constructor(baseUrl: string) {
+  /** @param deadlineMs sent with every call as `grpc-timeout`, as a typed client does. */
+  constructor(baseUrl: string, deadlineMs?: number) {
+    this.timeout = deadlineMs === undefined ? undefined : `${deadlineMs}m`;
     const url = new URL(baseUrl);
     this.session = http2.connect(baseUrl, {
       createConnection: () => net.connect({ host: url.hostname, port: Number(url.port), noDelay: true }),
@@ -59,7 +63,7 @@ export class RawGrpcClient {
   /** One unary call; resolves with the response body (gRPC frames), rejects on a non-zero status. */
   call(path: string, body: Buffer): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      const stream = this.session.request(requestHeaders(path));
+      const stream = this.session.request(requestHeaders(path, this.timeout));
       const chunks: Buffer[] = [];
       let status: string | undefined;
       let message = "";

@@ -53,6 +53,8 @@ export interface SetupMessage {
   poolSize: number;
   /** `raw` (node:http2, pre-encoded requests) or `connect` (the Connect client). */
   client: "raw" | "connect";
+  /** The deadline sent with every RPC (`grpc-timeout`), as a typed client does; 0: none. */
+  deadlineMs: number;
 }
 
 export interface RunMessage {
@@ -384,12 +386,12 @@ async function configure(message: SetupMessage): Promise<void> {
   }
   setup = message;
   if (message.baseUrl && message.client === "raw") {
-    for (let i = 0; i < message.connections; i++) raw.push(new RawGrpcClient(message.baseUrl));
+    for (let i = 0; i < message.connections; i++) raw.push(new RawGrpcClient(message.baseUrl, message.deadlineMs || undefined));
   } else if (message.baseUrl) {
     for (let i = 0; i < message.connections; i++) {
       const session = new Http2SessionManager(message.baseUrl);
       sessions.push(session);
-      const transport = createGrpcTransport({ baseUrl: message.baseUrl, sessionManager: session });
+      const transport = createGrpcTransport({ baseUrl: message.baseUrl, sessionManager: session, defaultTimeoutMs: message.deadlineMs || undefined });
       clients.push({ tenants: createClient(TenantService, transport), memberships: createClient(MembershipService, transport) });
     }
   }

@@ -70,6 +70,12 @@ const settings = {
   ),
   out: env.BENCH_OUT?.trim() || "bench-results/latest.json",
   client: (env.BENCH_CLIENT?.trim() === "connect" ? "connect" : "raw") as "raw" | "connect",
+  /**
+   * The deadline every RPC carries, as a typed client sends one
+   * (`grpc-timeout`); 0 sends none. It decides the service's path: with a
+   * deadline, its database work is bounded by it.
+   */
+  deadlineMs: int("BENCH_DEADLINE_MS", 10_000, 0),
 };
 const concurrency = settings.connections * settings.streams;
 const resultsDir = path.dirname(path.resolve(settings.out));
@@ -546,7 +552,8 @@ function shape(sql: string): string {
     .toLowerCase();
 }
 
-const transactionControl = /^(begin|commit|rollback|savepoint|release)\b/;
+// The deadline's statement and lock timeouts are set with the transaction: control, not work.
+const transactionControl = /^(begin|commit|rollback|savepoint|release|select set_config\('statement_timeout')\b/;
 
 interface SqlCheck {
   op: Op;
@@ -564,14 +571,16 @@ interface SqlCheck {
 
 async function captureSql(service: Service, captureFile: string, ops: Op[]): Promise<SqlCheck[]> {
   const { tenants, memberships } = createTenancyClients({ baseUrl: service.baseUrl });
+  // With the deadline the load sends, so that the statements are those of the measured path.
+  const options = { timeoutMs: settings.deadlineMs || undefined };
   const calls: Record<Op, () => Promise<unknown>> = {
-    get: () => tenants.getTenant({ id: tenantId(1) }),
-    lookup: () => tenants.lookupTenant({ key: { case: "domain", value: tenantDomain(1) } }),
-    list: () => tenants.listTenants({ pageSize: 50, filter: LIST_FILTER }),
-    listMemberships: () => memberships.listMemberships({ userId: userId(0) }),
-    createTenant: () => tenants.createTenant({ tenant: { name: `Capture ${process.pid}`, domain: `capture-${process.pid}.bench.example` } }),
-    createMembership: () => memberships.createMembership({ membership: { tenantId: tenantId(2), userId: crypto.randomUUID() } }),
-    update: () => tenants.updateTenant({ tenant: { id: tenantId(3), params: { plan: "pro" } }, updateMask: { paths: ["params"] } }),
+    get: () => tenants.getTenant({ id: tenantId(1) }, options),
+    lookup: () => tenants.lookupTenant({ key: { case: "domain", value: tenantDomain(1) } }, options),
+    list: () => tenants.listTenants({ pageSize: 50, filter: LIST_FILTER }, options),
+    listMemberships: () => memberships.listMemberships({ userId: userId(0) }, options),
+    createTenant: () => tenants.createTenant({ tenant: { name: `Capture ${process.pid}`, domain: `capture-${process.pid}.bench.example` } }, options),
+    createMembership: () => memberships.createMembership({ membership: { tenantId: tenantId(2), userId: crypto.randomUUID() } }, options),
+    update: () => tenants.updateTenant({ tenant: { id: tenantId(3), params: { plan: "pro" } }, updateMask: { paths: ["params"] } }, options),
   };
   const lines = () => fs.readFileSync(captureFile, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
   fs.writeFileSync(captureFile, "");
@@ -721,7 +730,7 @@ async function main(): Promise<void> {
       const service = await startService(db, { ...options, captureFile: options.capture ? captureFile : undefined });
       children.push(service);
       try {
-        await load!.setup({ baseUrl: service.baseUrl, databaseUrl: db.url, data: settings.data, connections: settings.connections, streams: settings.streams, poolSize: settings.poolSize, client: settings.client });
+        await load!.setup({ baseUrl: service.baseUrl, databaseUrl: db.url, data: settings.data, connections: settings.connections, streams: settings.streams, poolSize: settings.poolSize, client: settings.client, deadlineMs: settings.deadlineMs });
         if (settings.serviceWarmupMs > 0) {
           await load!.run({ op: "mixed", mode: "rpc", durationMs: 1, warmupMs: settings.serviceWarmupMs });
           await cleanup(db, seededAt);
