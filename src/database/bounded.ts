@@ -22,10 +22,14 @@ export async function boundedTransaction<T>(em: EntityManager, deadline: Deadlin
 }
 
 /**
- * Runs database work that needs no transaction of its own (reads) within
- * the deadline: in a bounded transaction when there is one, else as it is,
- * at no extra round trip.
+ * The timeout of a read that needs no transaction: what is left of the
+ * deadline (none without one), for sqlQuery, which has PostgreSQL cancel the
+ * query once it passes. Unlike a bounded transaction this costs no round
+ * trip unless the deadline is reached (then a cancel request, on a
+ * connection of its own). DEADLINE_EXCEEDED once the deadline has passed.
  */
-export function withinDeadline<T>(em: EntityManager, deadline: Deadline | undefined, work: (em: EntityManager) => Promise<T>): Promise<T> {
-  return deadline === undefined ? work(em) : boundedTransaction(em, deadline, work);
+export function readTimeoutMs(deadline: Deadline | undefined): number | undefined {
+  if (deadline === undefined) return undefined;
+  if (hasPassed(deadline)) throw new DeadlineExceededError();
+  return remainingMs(deadline);
 }

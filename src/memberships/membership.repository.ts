@@ -37,10 +37,11 @@ export function membershipFromRow(row: Record<string, unknown>, date: (value: un
 export class MembershipRepository {
   constructor(private readonly em: EntityManager) {}
 
-  async findById(id: string): Promise<Membership> {
-    const membership = await this.em.findOne(Membership, { id });
-    if (!membership) throw new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
-    return membership;
+  /** A plain read, mapped without the ORM; past `timeoutMs` PostgreSQL cancels the query. */
+  async findById(id: string, timeoutMs?: number): Promise<Membership> {
+    const [row] = await sqlQuery<Record<string, unknown>>(this.em, `SELECT * FROM "UserTenantMapping" WHERE "Id" = ?::uuid`, [id], { timeoutMs });
+    if (!row) throw new NotFoundError(MEMBERSHIP_NOT_FOUND, `membership ${id} not found`, { id });
+    return membershipFromRow(row, rowDates(this.em.getPlatform()));
   }
 
   /** NOT_FOUND for a missing tenant, FAILED_PRECONDITION for one that is suspended or deleted. */
@@ -160,6 +161,7 @@ export class MembershipRepository {
     filter: MembershipFilter,
     after: [string, string] | undefined,
     limit: number,
+    timeoutMs?: number,
   ): Promise<Array<{ membership: Membership; cursor: [string, string] }>> {
     const { sql: where, params } = whereClause(filter);
     const conditions = where ? [where] : [];
@@ -174,6 +176,7 @@ export class MembershipRepository {
          FROM "UserTenantMapping"${conditions.length ? ` WHERE ${conditions.join(" AND ")}` : ""}
         ORDER BY "createdAt", "Id" LIMIT ${Number(limit)}`,
       params,
+      { timeoutMs },
     );
     const date = rowDates(this.em.getPlatform());
     return rows.map((row) => ({
@@ -182,9 +185,14 @@ export class MembershipRepository {
     }));
   }
 
-  async count(filter: MembershipFilter): Promise<number> {
+  async count(filter: MembershipFilter, timeoutMs?: number): Promise<number> {
     const { sql: where, params } = whereClause(filter);
-    const rows = await sqlQuery<{ count: string }>(this.em, `SELECT count(*) AS count FROM "UserTenantMapping"${where ? ` WHERE ${where}` : ""}`, params);
+    const rows = await sqlQuery<{ count: string }>(
+      this.em,
+      `SELECT count(*) AS count FROM "UserTenantMapping"${where ? ` WHERE ${where}` : ""}`,
+      params,
+      { timeoutMs },
+    );
     return Number(rows[0]?.count ?? 0);
   }
 }

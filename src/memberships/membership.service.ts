@@ -9,7 +9,7 @@ import { membershipEtag } from "./membership.mapper.js";
 import { checkRoles, hasAdminRole } from "./membership.roles.js";
 import { ETAG_MISMATCH, LAST_ADMIN, MEMBERSHIP_NOT_FOUND } from "../common/reasons.js";
 import type { Deadline } from "../common/deadline.js";
-import { boundedTransaction, withinDeadline } from "../database/bounded.js";
+import { boundedTransaction, readTimeoutMs } from "../database/bounded.js";
 import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
 
 export interface MembershipChanges {
@@ -84,7 +84,7 @@ export class MembershipService {
    * @param actor who is acting, a UUID, or undefined when anonymous.
    * @param receipt for the change feed: the request, and the event sequence of each write.
    * @param deadline where the database work ends: writes run in a bounded
-   *   transaction, reads in one only when there is a deadline.
+   *   transaction, reads are cancelled when it passes.
    */
   constructor(
     private readonly em: EntityManager,
@@ -121,7 +121,7 @@ export class MembershipService {
 
   get(id: string): Promise<Membership> {
     const membershipId = requireId(id, "id");
-    return withinDeadline(this.em, this.deadline, (em) => new MembershipRepository(em).findById(membershipId));
+    return new MembershipRepository(this.em).findById(membershipId, readTimeoutMs(this.deadline));
   }
 
   /** Changes the roles; the tenant keeps at least one admin if it had one. */
@@ -177,10 +177,12 @@ export class MembershipService {
     if (cursor && !(/^-?\d{1,17}$/.test(cursor.keys[0]!) && isUuid(cursor.keys[1]!))) {
       throw invalidArgument("page_token", "is malformed: pass the next_page_token of a previous response");
     }
-    const [rows, totalSize] = await withinDeadline(this.em, this.deadline, (em) => {
-      const memberships = new MembershipRepository(em);
-      return Promise.all([memberships.list(filter, cursor?.keys as [string, string] | undefined, limit + 1), memberships.count(filter)]);
-    });
+    const memberships = new MembershipRepository(this.em);
+    const timeoutMs = readTimeoutMs(this.deadline);
+    const [rows, totalSize] = await Promise.all([
+      memberships.list(filter, cursor?.keys as [string, string] | undefined, limit + 1, timeoutMs),
+      memberships.count(filter, timeoutMs),
+    ]);
     const page = cutPage(rows, limit, fingerprint);
     return { memberships: page.rows.map((row) => row.membership), nextPageToken: page.nextPageToken, totalSize };
   }

@@ -28,6 +28,8 @@ export interface ListQuery extends TenantFilter {
   /** Cursor values of the last row of the previous page: one per sort column, then the id. */
   after?: string[];
   limit: number;
+  /** Past it PostgreSQL cancels the query. */
+  timeoutMs?: number;
 }
 
 /**
@@ -83,17 +85,18 @@ export class TenantRepository {
     return rows.map((row) => tenantFromRow(row, date));
   }
 
-  private async findOneBySql(sql: string, params: unknown[]): Promise<Tenant | undefined> {
-    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
+  private async findOneBySql(sql: string, params: unknown[], timeoutMs: number | undefined): Promise<Tenant | undefined> {
+    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params, { timeoutMs });
     return rows[0] && tenantFromRow(rows[0], rowDates(this.em.getPlatform()));
   }
 
-  /** Deleted tenants are not found by name (AIP-164). */
-  async findByName(name: string): Promise<Tenant> {
+  /** Deleted tenants are not found by name (AIP-164). Past `timeoutMs` PostgreSQL cancels the query. */
+  async findByName(name: string, timeoutMs?: number): Promise<Tenant> {
     // lower(name) is what the unique index holds, so this is an index lookup.
     const tenant = await this.findOneBySql(
       `SELECT * FROM "Tenants" WHERE lower(name) = lower(?) AND state <> 'DELETED' LIMIT 1`,
       [name],
+      timeoutMs,
     );
     if (!tenant) throw new NotFoundError(TENANT_NOT_FOUND, `no tenant has the name ${name}`, { name });
     return tenant;
@@ -177,7 +180,7 @@ export class TenantRepository {
       `SELECT *${cursorColumns.map((c) => `, ${c}`).join("")} FROM "Tenants"` +
       (conditions.length ? ` WHERE ${conditions.join(" AND ")}` : "") +
       ` ORDER BY ${orderBy} LIMIT ${Number(query.limit)}`;
-    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
+    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params, { timeoutMs: query.timeoutMs });
     const date = rowDates(this.em.getPlatform());
     return rows.map((row) => ({
       tenant: tenantFromRow(row, date),
@@ -188,12 +191,13 @@ export class TenantRepository {
     }));
   }
 
-  async count(filter: TenantFilter): Promise<number> {
+  async count(filter: TenantFilter, timeoutMs?: number): Promise<number> {
     const { conditions, params } = filterConditions(filter);
     const rows = await sqlQuery<{ count: string }>(
       this.em,
       `SELECT count(*) AS count FROM "Tenants"${conditions.length ? ` WHERE ${conditions.join(" AND ")}` : ""}`,
       params,
+      { timeoutMs },
     );
     return Number(rows[0]?.count ?? 0);
   }

@@ -14,7 +14,7 @@ import { applyParamsKey, parseTenantMask } from "./tenant.update-mask.js";
 import { tenantEtag } from "./tenant.mapper.js";
 import type { TenantLoader } from "./tenant.loader.js";
 import type { Caller } from "../database/batcher.js";
-import { boundedTransaction, withinDeadline } from "../database/bounded.js";
+import { boundedTransaction, readTimeoutMs } from "../database/bounded.js";
 import type { Deadline } from "../common/deadline.js";
 import { compileTenantFilter, FilterError } from "./filter/index.js";
 import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
@@ -155,7 +155,7 @@ export class TenantReads {
 /**
  * The rules of tenants; one instance per request, on the request's entity
  * manager. Its database work ends at the request's `deadline`: writes run
- * in a bounded transaction, reads in one only when there is a deadline.
+ * in a bounded transaction, reads are cancelled when it passes.
  */
 export class TenantService {
   /**
@@ -205,7 +205,7 @@ export class TenantService {
     const name = raw.trim();
     if (name === "") throw invalidArgument("name", "must not be empty");
     if (!couldBeStoredName(name)) throw new NotFoundError(TENANT_NOT_FOUND, "no tenant has this name");
-    return withinDeadline(this.em, this.deadline, (em) => new TenantRepository(em).findByName(name));
+    return new TenantRepository(this.em).findByName(name, readTimeoutMs(this.deadline));
   }
 
   async list(request: {
@@ -230,10 +230,12 @@ export class TenantService {
     // memberOf: only the tenants this user belongs to (a caller who is not a
     // platform administrator; see src/auth/policy.ts). Applies to the count too.
     const filter = { where, showDeleted: request.showDeleted, memberOf };
-    const [rows, totalSize] = await withinDeadline(this.em, this.deadline, (em) => {
-      const tenants = new TenantRepository(em);
-      return Promise.all([tenants.list({ ...filter, order, after: cursor?.keys, limit: limit + 1 }), tenants.count(filter)]);
-    });
+    const tenants = new TenantRepository(this.em);
+    const timeoutMs = readTimeoutMs(this.deadline);
+    const [rows, totalSize] = await Promise.all([
+      tenants.list({ ...filter, order, after: cursor?.keys, limit: limit + 1, timeoutMs }),
+      tenants.count(filter, timeoutMs),
+    ]);
     const page = cutPage(rows, limit, fingerprint);
     return { tenants: page.rows.map((row) => row.tenant), nextPageToken: page.nextPageToken, totalSize };
   }

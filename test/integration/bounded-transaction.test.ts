@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/test-server.js";
-import { boundedTransaction, withinDeadline } from "../../src/database/bounded.js";
+import { boundedTransaction, readTimeoutMs } from "../../src/database/bounded.js";
 import { sqlQuery } from "../../src/database/sql.js";
 import { DeadlineExceededError } from "../../src/common/errors.js";
 import { deadlineFromHeaders } from "../../src/rpc/deadline.js";
+import { classifyDatabaseError } from "../../src/database/failures.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -44,14 +45,23 @@ describe("bounded transactions", () => {
       ran = true;
     };
     await expect(boundedTransaction(server.orm.em.fork(), Date.now() - 1, work)).rejects.toBeInstanceOf(DeadlineExceededError);
-    await expect(withinDeadline(server.orm.em.fork(), Date.now() - 1, work)).rejects.toBeInstanceOf(DeadlineExceededError);
     expect(ran).toBe(false);
   });
+});
 
-  it("leave reads without a deadline outside any transaction", async () => {
-    const inTransaction = await withinDeadline(server.orm.em.fork(), undefined, async (em) => em.isInTransaction());
-    expect(inTransaction).toBe(false);
-    const bounded = await withinDeadline(server.orm.em.fork(), Date.now() + 5_000, async (em) => em.isInTransaction());
-    expect(bounded).toBe(true);
+describe("reads without a transaction", () => {
+  it("are given what is left of the deadline as their timeout, none without one, and refused once it has passed", () => {
+    const deadline = deadlineFromHeaders({ "grpc-timeout": "2S" }, Date.now() - 1_200)!;
+    expect(readTimeoutMs(deadline)).toBeLessThanOrEqual(800);
+    expect(readTimeoutMs(deadline)).toBeGreaterThan(0);
+    expect(readTimeoutMs(undefined)).toBeUndefined();
+    expect(() => readTimeoutMs(Date.now() - 1)).toThrow(DeadlineExceededError);
+  });
+
+  it("are cancelled by PostgreSQL when their timeout passes, as DEADLINE_EXCEEDED", async () => {
+    const error = await sqlQuery(server.orm.em.fork(), "SELECT pg_sleep(5)", [], { timeoutMs: readTimeoutMs(Date.now() + 200) }).catch((e: unknown) => e);
+    expect(classifyDatabaseError(error)).toBe("timeout");
+    const { rows } = await server.sql.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'`);
+    expect(rows[0].n).toBe(0);
   });
 });
