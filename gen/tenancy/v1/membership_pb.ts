@@ -279,7 +279,10 @@ export const DeleteMembershipRequestSchema: GenMessage<DeleteMembershipRequest> 
  * Errors follow the same model as TenantService: INVALID_ARGUMENT with a
  * `google.rpc.BadRequest`; ALREADY_EXISTS, NOT_FOUND and FAILED_PRECONDITION
  * with a `google.rpc.ErrorInfo` (domain `tenancy.v1`) whose `reason` is
- * listed on each RPC; UNAVAILABLE when the database cannot be reached.
+ * listed on each RPC; UNAVAILABLE when the database cannot be reached or is
+ * overloaded; DEADLINE_EXCEEDED when the call's deadline passed (its database
+ * work is cancelled with it; a create may still have been stored: retry it
+ * with its `request_id`).
  * Every RPC may also answer UNAUTHENTICATED (AUTH_MODE=jwt and no valid
  * bearer token) and PERMISSION_DENIED (the caller may not act on that tenant
  * or membership; given alike whether or not it exists).

@@ -505,7 +505,11 @@ export const PurgeTenantRequestSchema: GenMessage<PurgeTenantRequest> = /*@__PUR
  * - ALREADY_EXISTS, NOT_FOUND, FAILED_PRECONDITION and ABORTED carry a
  *   `google.rpc.ErrorInfo` detail with domain `tenancy.v1` and a stable
  *   UPPER_SNAKE `reason` listed on each RPC below.
- * - UNAVAILABLE means the database could not be reached: retry with backoff.
+ * - UNAVAILABLE means the database could not be reached or is overloaded:
+ *   retry with backoff.
+ * - DEADLINE_EXCEEDED: the call's deadline (`grpc-timeout`,
+ *   `connect-timeout-ms`) passed; the database work is cancelled with it. A
+ *   create may still have been stored: retry it with its `request_id`.
  * - UNAUTHENTICATED: AUTH_MODE=jwt and no valid bearer token.
  * - PERMISSION_DENIED: the caller may not do this to that tenant; given alike
  *   whether or not the tenant exists, so it reveals nothing. Platform
