@@ -19,3 +19,6 @@ export const LAST_ADMIN = "LAST_ADMIN";
 
 export const ETAG_MISMATCH = "ETAG_MISMATCH";
 export const REQUEST_ID_REUSED = "REQUEST_ID_REUSED";
+
+export const EVENTS_EXPIRED = "EVENTS_EXPIRED";
+export const WATCHER_TOO_SLOW = "WATCHER_TOO_SLOW";

@@ -12,6 +12,7 @@ import {
 } from "../../gen/tenancy/v1/event_pb.js";
 import { FailedPreconditionError, invalidArgument, ResourceExhaustedError, Violations } from "../common/errors.js";
 import { optionalId } from "../common/ids.js";
+import { EVENTS_EXPIRED, WATCHER_TOO_SLOW } from "../common/reasons.js";
 import { cutPage, decodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { rowDates } from "../database/rows.js";
 import type { Principal } from "../auth/principal.js";
@@ -20,9 +21,6 @@ import { toEventMessage } from "./event.mapper.js";
 import { isEventType } from "./event.types.js";
 import { EventVisibility } from "./event.visibility.js";
 import type { EventHub, FeedEvent } from "./event.hub.js";
-
-export const EVENTS_EXPIRED = "EVENTS_EXPIRED";
-export const WATCHER_TOO_SLOW = "WATCHER_TOO_SLOW";
 
 export interface WatchOptions {
   /** How long a watcher may go without a message before it gets a progress message. */
