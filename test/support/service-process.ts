@@ -8,7 +8,10 @@ export interface ServiceProcess {
   stderr(): string;
   /** Resolves with host:port once the service logs that it listens; rejects if it exits first. */
   listening: Promise<string>;
+  /** Once the process has exited and its output is closed (by every process it started that shares it, as npm's child does). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Ctrl-C in a terminal: SIGINT to the process and everything it started (its process group). */
+  interrupt(): void;
 }
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -24,12 +27,13 @@ export function startServiceProcess(options: {
   command?: [string, ...string[]];
 }): ServiceProcess {
   const [command, ...args] = options.command ?? [process.execPath, "--import", "tsx", "src/main.ts"];
-  const child = spawn(command, args, { cwd: options.cwd ?? ROOT, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
+  // A process group of its own, so that interrupt() reaches what it starts, as a terminal's Ctrl-C does.
+  const child = spawn(command, args, { cwd: options.cwd ?? ROOT, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   const lines: Record<string, unknown>[] = [];
   let stderr = "";
   child.stderr!.on("data", (chunk) => (stderr += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
+    child.once("close", (code, signal) => resolve({ code, signal })),
   );
   const listening = new Promise<string>((resolve, reject) => {
     let buffer = "";
@@ -48,7 +52,10 @@ export function startServiceProcess(options: {
     void exited.then(({ code, signal }) => reject(new Error(`exited (${signal ?? code}) before listening: ${stderr}`)));
   });
   listening.catch(() => {}); // a test that expects a failed start awaits `exited` instead
-  return { child, lines, stderr: () => stderr, listening, exited };
+  const interrupt = () => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, "SIGINT");
+  };
+  return { child, lines, stderr: () => stderr, listening, exited, interrupt };
 }
 
 /** The environment of this test process without the variables that configure the service. */
