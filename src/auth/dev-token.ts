@@ -1,12 +1,7 @@
 /**
- * Mints a development token signed with AUTH_JWT_SECRET (HS256), carrying
- * AUTH_ISSUER and AUTH_AUDIENCE when they are set:
- *
- *   AUTH_JWT_SECRET=... npm run --silent token -- --admin
- *   AUTH_JWT_SECRET=... npm run --silent token -- --sub 6d5f6c1e-1f7a-4a8e-9a52-1c9b8f0e2a11 --ttl 600
- *
- * For development and tests only: production tokens come from the identity
- * provider.
+ * `npm run token`: mints a development token signed with AUTH_JWT_SECRET
+ * (HS256); `npm run token -- --help` says how (USAGE below). For development
+ * and tests only: production tokens come from the identity provider.
  */
 import { randomUUID } from "node:crypto";
 import { pathToFileURL } from "node:url";
@@ -39,18 +34,51 @@ export async function mintDevToken(options: DevTokenOptions): Promise<string> {
   return jwt.sign(new TextEncoder().encode(options.secret));
 }
 
+const USAGE = `Usage: npm run --silent token -- [--admin] [--sub <uuid>] [--ttl <seconds>]
+
+Prints a development JWT for AUTH_MODE=jwt, signed HS256 with AUTH_JWT_SECRET
+(the server's secret), with AUTH_ISSUER and AUTH_AUDIENCE as iss and aud when
+they are set. For development and tests: production tokens come from the
+identity provider.
+
+Options:
+  --admin          a platform administrator (scope "${PLATFORM_ADMIN_SCOPE}")
+  --sub <uuid>     the principal, a user id (default: a new random UUID)
+  --ttl <seconds>  lifetime (default: 3600)
+  -h, --help       this text
+
+Examples:
+  export AUTH_JWT_SECRET=$(openssl rand -hex 32)
+  TOKEN=$(npm run --silent token -- --admin)
+  TOKEN=$(npm run --silent token -- --sub 6d5f6c1e-1f7a-4a8e-9a52-1c9b8f0e2a11 --ttl 600)
+`;
+
+/** A mistake in the command line: said in one line, with a pointer to --help, exit status 2. */
+class UsageError extends Error {}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      sub: { type: "string" },
-      admin: { type: "boolean", default: false },
-      ttl: { type: "string", default: "3600" },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        sub: { type: "string" },
+        admin: { type: "boolean", default: false },
+        ttl: { type: "string", default: "3600" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0]!.replace(/\.$/, ""));
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const secret = process.env.AUTH_JWT_SECRET;
   if (!secret) throw new Error("set AUTH_JWT_SECRET to the server's secret");
   const ttlSeconds = Number(values.ttl);
-  if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new Error(`--ttl must be a positive number of seconds, got "${values.ttl}"`);
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) throw new UsageError(`--ttl must be a positive number of seconds, got "${values.ttl}"`);
+  if (values.sub !== undefined && !isUuid(values.sub)) throw new UsageError(`--sub must be a UUID, got "${values.sub}"`);
   const token = await mintDevToken({
     secret,
     sub: values.sub ?? randomUUID(),
@@ -64,7 +92,12 @@ async function main(): Promise<void> {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   main().catch((error) => {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof UsageError) {
+      process.stderr.write(`${message} (npm run token -- --help shows the options)\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`${message}\n`);
     process.exit(1);
   });
 }
