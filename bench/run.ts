@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: measures the service against what PostgreSQL gives on
- * the same machine. See README.md ("Performance") for what it does and the
- * variables that tune it; BENCH_QUICK=1 is the CI smoke mode (< 1 minute).
+ * the same machine. See docs/performance.md for what it does and the
+ * variables that tune it; BENCH_QUICK=1 is the CI smoke mode (about 2 minutes).
  */
 import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -117,7 +117,9 @@ interface FeedFigures {
 
 // ---------------------------------------------------------------- helpers
 
-const log = (message: string) => process.stderr.write(`bench: ${message}\n`);
+const benchStarted = Date.now();
+/** Progress on stderr, with the seconds since the start (the quick mode's duration is in the README). */
+const log = (message: string) => process.stderr.write(`bench ${String(Math.round((Date.now() - benchStarted) / 1000)).padStart(4)} s: ${message}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const median = (values: number[]) => {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);

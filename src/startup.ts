@@ -67,7 +67,7 @@ export function databaseFailure(error: unknown, step: "connect" | "migrate", dat
     return new StartupError(`${which} refused the login: ${message}: check the user and password in DATABASE_URL`, { cause: error });
   }
   const advice = database.embedded
-    ? "its log is in the output with LOG_LEVEL=debug"
+    ? "LOG_LEVEL=debug shows its log"
     : "check that PostgreSQL runs there and accepts connections, or unset DATABASE_URL to use the embedded PostgreSQL";
   return new StartupError(`cannot connect to ${which}: ${message}: ${advice}`, { cause: error });
 }
@@ -148,13 +148,13 @@ export class StartupCleanup {
  * not a StartupError is a bug, or a case not foreseen here: its message
  * still fits one line, and LOG_LEVEL=debug adds the stack.
  */
-export function exitOnStartupFailure(error: unknown, cleanup?: StartupCleanup): Promise<never> | never {
+export function exitOnStartupFailure(error: unknown, cleanup?: StartupCleanup, what = "tenancy failed to start"): Promise<never> | never {
   // The signal handler is undoing the start and exits when done.
   if (cleanup?.interrupted) return new Promise<never>(() => {});
   const debug = ["debug", "trace"].includes((process.env.LOG_LEVEL ?? "").trim().toLowerCase());
   const line =
     error instanceof StartupError ? error.message : `${oneLine(error)} (unexpected; LOG_LEVEL=debug shows where it came from)`;
-  process.stderr.write(`tenancy failed to start: ${line}\n`);
+  process.stderr.write(`${what}: ${line}\n`);
   if (debug) {
     const cause = error instanceof StartupError ? error.cause : error;
     if (cause instanceof Error && cause.stack) process.stderr.write(`${cause.stack}\n`);

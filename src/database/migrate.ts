@@ -30,6 +30,6 @@ try {
   }
 } catch (error) {
   await embedded?.stop();
-  exitOnStartupFailure(error);
+  exitOnStartupFailure(error, undefined, "npm run migrate failed");
 }
 await embedded?.stop();
