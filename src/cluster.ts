@@ -1,9 +1,10 @@
 import cluster, { type Worker } from "node:cluster";
+import net from "node:net";
 import type { Config } from "./config.js";
 import { openDatabase } from "./database/embedded-postgres.js";
 import { initORM, migrate } from "./database/orm.js";
 import type { Logger } from "./logger.js";
-import { databaseFailure, exitOnStartupFailure, redactedUrl, StartupCleanup } from "./startup.js";
+import { databaseFailure, exitOnStartupFailure, listenFailure, redactedUrl, StartupCleanup } from "./startup.js";
 
 /** Restarts faster than this many within a minute mean a crash loop: give up. */
 const MAX_RESTARTS_PER_MINUTE = 5;
@@ -22,11 +23,14 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   let prepared;
   try {
     prepared = await prepareDatabase(config, log, cleanup);
+    // Every worker would get the same listen error at once and say it: the
+    // primary tries the address first, so that a taken port is said once.
+    if (config.port !== 0) await tryListening(config.port, config.host);
+    cleanup.done();
   } catch (error) {
     await cleanup.undo();
     return exitOnStartupFailure(error, cleanup);
   }
-  cleanup.done();
   const { databaseUrl, embedded } = prepared;
 
   const env = { ...process.env, DATABASE_URL: databaseUrl, MIGRATE_ON_START: "false" };
@@ -122,4 +126,18 @@ async function prepareDatabase(config: Config, log: Logger, cleanup: StartupClea
     }
   }
   return { databaseUrl, embedded };
+}
+
+/** Binds and releases host:port; throws the listen failure as one line. */
+async function tryListening(port: number, host: string): Promise<void> {
+  const probe = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once("error", reject);
+      probe.listen({ port, host, exclusive: true }, resolve);
+    });
+  } catch (error) {
+    throw listenFailure(error, port, host) ?? error;
+  }
+  await new Promise((resolve) => probe.close(resolve));
 }

@@ -31,11 +31,11 @@ async function main(): Promise<void> {
   let started;
   try {
     started = await start(config, log, cleanup);
+    cleanup.done();
   } catch (error) {
     await cleanup.undo();
     return exitOnStartupFailure(error, cleanup);
   }
-  cleanup.done();
   const { embedded, orm, health, server, maintenance } = started;
   if (config.auth.mode === "none") {
     log.warn("AUTH_MODE=none: every caller is a platform administrator (development only, loopback only)");

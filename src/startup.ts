@@ -1,3 +1,5 @@
+import os from "node:os";
+
 /**
  * A start-up failure the operator can fix. Its message is one line that says
  * what is wrong and what to do; main.ts prints it without a stack trace.
@@ -94,53 +96,74 @@ interface StartupLog {
  * What a start has set up so far (the embedded PostgreSQL, the ORM, the
  * server...), undone in reverse order when a later step fails or when
  * SIGINT/SIGTERM arrives before the start is done, so that a failed start
- * leaves no PostgreSQL running behind it.
+ * leaves no PostgreSQL running behind it. A signal undoes what is set up at
+ * once; the step under way is undone as soon as it has finished (its add()
+ * throws); a second signal exits at once.
  */
 export class StartupCleanup {
   private undoers: Array<() => unknown> = [];
+  private undoing: Promise<void> = Promise.resolve();
   private signal: NodeJS.Signals | undefined;
-  private readonly onSignal = (signal: NodeJS.Signals) => void this.interrupt(signal);
+  private readonly onSignal = (signal: NodeJS.Signals) => this.interrupt(signal);
 
   constructor(private readonly log: StartupLog) {
     process.on("SIGINT", this.onSignal);
     process.on("SIGTERM", this.onSignal);
   }
 
-  /** Registers how to undo a step that has succeeded. */
+  /** Registers how to undo a step that has succeeded; throws when a signal asked to stop meanwhile. */
   add(undo: () => unknown): void {
     this.undoers.push(undo);
+    if (this.signal) throw new StartupInterrupted(this.signal);
   }
 
-  /** A signal arrived during the start: it undoes the start and exits by itself. */
-  get interrupted(): boolean {
-    return this.signal !== undefined;
+  /** The exit status for the signal that interrupted the start, if one did. */
+  get interruptedStatus(): number | undefined {
+    return this.signal === undefined ? undefined : signalExitStatus(this.signal);
   }
 
-  async undo(): Promise<void> {
+  /** Undoes every registered step, in reverse order; resolves when all undoing (also a signal's) is done. */
+  undo(): Promise<void> {
     const undoers = this.undoers.reverse();
     this.undoers = [];
-    for (const undo of undoers) {
-      try {
-        await undo();
-      } catch (error) {
-        this.log.debug({ err: error }, "undoing a start-up step failed");
+    this.undoing = this.undoing.then(async () => {
+      for (const undo of undoers) {
+        try {
+          await undo();
+        } catch (error) {
+          this.log.debug({ err: error }, "undoing a start-up step failed");
+        }
       }
-    }
+    });
+    return this.undoing;
   }
 
-  /** The start succeeded: signals are the caller's from now on. */
+  /** The start succeeded: signals are the caller's from now on (unless one came during the last step). */
   done(): void {
     process.off("SIGINT", this.onSignal);
     process.off("SIGTERM", this.onSignal);
+    if (this.signal) throw new StartupInterrupted(this.signal);
   }
 
-  private async interrupt(signal: NodeJS.Signals): Promise<void> {
-    if (this.signal) return;
+  private interrupt(signal: NodeJS.Signals): void {
+    if (this.signal) process.exit(signalExitStatus(signal));
     this.signal = signal;
     this.log.info({ signal }, "interrupted while starting: stopping what was started");
-    await this.undo();
-    process.exit(signal === "SIGINT" ? 130 : 143);
+    void this.undo();
   }
+}
+
+/** Thrown by StartupCleanup.add() when a signal arrived during the step it registers. */
+export class StartupInterrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+    this.name = "StartupInterrupted";
+  }
+}
+
+/** 128 + the signal's number, as a shell reports a process that a signal ended. */
+function signalExitStatus(signal: NodeJS.Signals): number {
+  return 128 + (os.constants.signals[signal] ?? 15);
 }
 
 /**
@@ -148,9 +171,10 @@ export class StartupCleanup {
  * not a StartupError is a bug, or a case not foreseen here: its message
  * still fits one line, and LOG_LEVEL=debug adds the stack.
  */
-export function exitOnStartupFailure(error: unknown, cleanup?: StartupCleanup, what = "tenancy failed to start"): Promise<never> | never {
-  // The signal handler is undoing the start and exits when done.
-  if (cleanup?.interrupted) return new Promise<never>(() => {});
+export function exitOnStartupFailure(error: unknown, cleanup?: StartupCleanup, what = "tenancy failed to start"): never {
+  // Interrupted: the log said so, and whatever failed afterwards failed because of it.
+  const interrupted = cleanup?.interruptedStatus;
+  if (interrupted !== undefined) process.exit(interrupted);
   const debug = ["debug", "trace"].includes((process.env.LOG_LEVEL ?? "").trim().toLowerCase());
   const line =
     error instanceof StartupError ? error.message : `${oneLine(error)} (unexpected; LOG_LEVEL=debug shows where it came from)`;

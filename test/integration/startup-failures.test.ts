@@ -52,6 +52,25 @@ describe("a start that fails", () => {
     }
   });
 
+  it("with WORKERS=2 and the port taken, says so once and stops the embedded PostgreSQL", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const { port } = blocker.address() as net.AddressInfo;
+    const dataDir = await newDataDir();
+    try {
+      const service = startServiceProcess({ env: serviceEnv({ PORT: String(port), DATA_DIR: dataDir, WORKERS: "2" }) });
+      const { code } = await service.exited;
+      expect(code).toBe(1);
+      expect(expectOneLine(stderrLines(service))).toBe(
+        `tenancy failed to start: port ${port} on 127.0.0.1 is already in use by another process: stop that process, or set PORT to a free port (PORT=0 picks one)`,
+      );
+      expect(service.lines.some((line) => line.msg === "migrations applied")).toBe(true);
+      expect(existsSync(path.join(dataDir, "postgres", "postmaster.pid"))).toBe(false);
+    } finally {
+      blocker.close();
+    }
+  });
+
   it("on a DATA_DIR in use, names the process using it and how to choose another", async () => {
     const shared = await newDataDir();
     const first = startServiceProcess({ env: serviceEnv({ PORT: "0", DATA_DIR: shared }) });
@@ -75,6 +94,24 @@ describe("a start that fails", () => {
       expect((await first.exited).code).toBe(0);
     }
     expect(existsSync(path.join(shared, "postgres", "postmaster.pid"))).toBe(false);
+  });
+
+  it("interrupted by SIGTERM while it starts, stops the embedded PostgreSQL and exits with the signal's status", async () => {
+    const dataDir = await newDataDir();
+    // debug: PostgreSQL's own log lines, to see it start and stop.
+    const service = startServiceProcess({ env: serviceEnv({ PORT: "0", DATA_DIR: dataDir, LOG_LEVEL: "debug" }) });
+    // initdb and the start of PostgreSQL follow this line: seconds of start-up left.
+    await service.line((line) => line.msg === "DATABASE_URL is not set: starting the embedded PostgreSQL");
+    service.child.kill("SIGTERM");
+    const { code } = await service.exited;
+    expect(code).toBe(143);
+    expect(stderrLines(service)).toEqual([]);
+    expect(service.lines.some((line) => line.msg === "interrupted while starting: stopping what was started")).toBe(true);
+    expect(service.lines.some((line) => String(line.msg).includes("listening"))).toBe(false);
+    const postgres = service.lines.map((line) => String(line.postgres ?? ""));
+    expect(postgres.some((line) => line.includes("database system is ready to accept connections"))).toBe(true);
+    expect(postgres.some((line) => line.includes("database system is shut down"))).toBe(true);
+    expect(existsSync(path.join(dataDir, "postgres", "postmaster.pid"))).toBe(false);
   });
 
   it("on an unreachable DATABASE_URL, names it (without its password) and what to check", async () => {

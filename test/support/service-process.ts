@@ -12,6 +12,8 @@ export interface ServiceProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Ctrl-C in a terminal: SIGINT to the process and everything it started (its process group). */
   interrupt(): void;
+  /** Resolves with the first log line (already seen or to come) that `accept` accepts; rejects if the process exits first. */
+  line(accept: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
 }
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -35,6 +37,7 @@ export function startServiceProcess(options: {
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("close", (code, signal) => resolve({ code, signal })),
   );
+  const waiters: Array<{ accept: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
   const listening = new Promise<string>((resolve, reject) => {
     let buffer = "";
     child.stdout!.on("data", (chunk) => {
@@ -46,6 +49,10 @@ export function startServiceProcess(options: {
         if (!text.startsWith("{")) continue; // npm's own lines, tsc's
         const line = JSON.parse(text) as Record<string, unknown>;
         lines.push(line);
+        for (const waiter of waiters.filter((w) => w.accept(line))) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(line);
+        }
         if (typeof line.address === "string" && String(line.msg).includes("listening")) resolve(line.address);
       }
     });
@@ -55,7 +62,14 @@ export function startServiceProcess(options: {
   const interrupt = () => {
     if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(-child.pid, "SIGINT");
   };
-  return { child, lines, stderr: () => stderr, listening, exited, interrupt };
+  const line = (accept: (line: Record<string, unknown>) => boolean) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const seen = lines.find(accept);
+      if (seen) return resolve(seen);
+      waiters.push({ accept, resolve });
+      void exited.then(({ code, signal }) => reject(new Error(`exited (${signal ?? code}) before the line awaited: ${stderr}`)));
+    });
+  return { child, lines, stderr: () => stderr, listening, exited, interrupt, line };
 }
 
 /** The environment of this test process without the variables that configure the service. */
