@@ -56,10 +56,13 @@ export class HealthMonitor extends EventEmitter<{ change: [ServingState]; stoppe
 
   /** One probe; exposed so that tests and callers can force a fresh answer. */
   async check(): Promise<ServingState> {
+    // A probe may take up to a second even when probes come faster: a busy
+    // machine's slow answer is not an outage (a stopped database refuses at once).
+    const timeoutMs = Math.min(Math.max(this.intervalMs, 1_000), 2_000);
     const client = new pg.Client({
       connectionString: this.databaseUrl,
-      connectionTimeoutMillis: Math.min(this.intervalMs, 2_000),
-      query_timeout: Math.min(this.intervalMs, 2_000),
+      connectionTimeoutMillis: timeoutMs,
+      query_timeout: timeoutMs,
     });
     client.on("error", () => {});
     try {

@@ -10,12 +10,18 @@ import { classifyDatabaseError } from "../database/failures.js";
  * act on, and anything else is INTERNAL, logged with its cause and never sent
  * to the client.
  */
+const clientGone = new Set(["ERR_STREAM_DESTROYED", "ERR_STREAM_WRITE_AFTER_END", "ERR_STREAM_PREMATURE_CLOSE", "ERR_HTTP2_INVALID_STREAM", "ERR_HTTP2_STREAM_CANCEL"]);
+
 export function toRpcError(error: unknown, log: Logger, procedure: string): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof DomainError) return toConnectError(error);
   // The request's signal, aborted because the client went away while the
   // handler waited on it (nobody reads this answer).
   if ((error as Error | null)?.name === "AbortError") return new ConnectError("the call was cancelled", Code.Canceled);
+  // A stream's response could not be written because the client went away
+  // (Connect throws the write error into the handler's stream): nobody reads
+  // this answer either.
+  if (clientGone.has(String((error as { code?: unknown } | null)?.code))) return new ConnectError("the client went away", Code.Canceled);
   switch (classifyDatabaseError(error)) {
     case "unavailable":
       log.warn({ procedure, err: error }, "database unavailable");

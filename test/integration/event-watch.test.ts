@@ -196,6 +196,39 @@ describe("a slow watcher", () => {
   });
 });
 
+describe("a watcher that goes away", () => {
+  it("mid-write leaves no error behind (the stream's failed write is a cancellation, not INTERNAL)", async () => {
+    const own = await startTestServer({ databaseUrl: server.databaseUrl, watch: { progressIntervalMs: 60_000 }, eventHub: { fetchSize: 20 } });
+    try {
+      const session = http2.connect(own.baseUrl);
+      const body = toBinary(WatchEventsRequestSchema, create(WatchEventsRequestSchema, { startNow: true }));
+      const frame = Buffer.alloc(5 + body.length);
+      frame.writeUInt32BE(body.length, 1);
+      frame.set(body, 5);
+      const stream = session.request({ ":method": "POST", ":path": "/tenancy.v1.EventService/WatchEvents", "content-type": "application/grpc", te: "trailers" });
+      stream.end(frame);
+      stream.pause();
+      await new Promise((resolve) => stream.once("response", resolve));
+      await server.sql.query(
+        `INSERT INTO "Tenants" (tenant_id, name, domain, params)
+         SELECT gen_random_uuid(), 'gone ' || i || ' ' || $1, 'gone-' || i || '-' || $1 || '.example', jsonb_build_object('pad', repeat('x', 200))
+           FROM generate_series(1, 1000) i`,
+        [Math.random().toString(36).slice(2, 8)],
+      );
+      // The server is now blocked on the full window; the client vanishes.
+      await waitFor(() => own.eventHub.watchers === 1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      // As a client's abort does: RST_STREAM(CANCEL) under a write in progress.
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await waitFor(() => own.eventHub.watchers === 0);
+      session.destroy();
+    } finally {
+      // close() fails the test if the server logged an internal error.
+      await own.close();
+    }
+  });
+});
+
 async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
