@@ -52,6 +52,7 @@ async function main(): Promise<void> {
     tenantCacheSize: config.tenantCacheSize,
     watch: { progressIntervalMs: config.watchProgressIntervalMs, maxBacklog: config.watchMaxBacklog },
     eventRelay: config.eventRelay,
+    console: config.console,
   });
   const maintenance = startMaintenance(orm, log, {
     intervalMs: config.maintenanceIntervalMs,
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${config.dataDir})` : redact(databaseUrl) },
     `tenancy listening on http://${address.address}:${address.port}`,
   );
+  if (config.console) log.info(`admin console at http://${address.address}:${address.port}/console/`);
   if (config.auth.mode === "none") {
     log.warn("AUTH_MODE=none: every caller is a platform administrator (development only, loopback only)");
   }
