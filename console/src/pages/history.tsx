@@ -48,16 +48,18 @@ export function HistoryTab({ tenant, live }: { tenant: Tenant; live: boolean }) 
   );
   const who = (actor: string) => (actor === "" ? "the service" : actor === identity.userId ? "you" : actor);
 
-  if (list.error) {
-    const problem = problemOf(list.error);
-    if (problem.code === Code.Unimplemented) return <p>This server does not keep an audit log yet.</p>;
-    return <ErrorBanner problem={problem} />;
-  }
+  const problem = list.error ? problemOf(list.error) : undefined;
   return (
     <section aria-labelledby="history-heading">
       <h2 id="history-heading">History</h2>
-      <p className="hint">{live ? "Live: changes appear here as they are made." : "Changes, newest first."}</p>
-      {list.isPending ? (
+      {problem?.code === Code.Unimplemented ? (
+        <p>This server does not keep an audit log yet.</p>
+      ) : problem ? (
+        <ErrorBanner problem={problem} />
+      ) : (
+        <p className="hint">{live ? "Live: changes appear here as they are made." : "Changes, newest first."}</p>
+      )}
+      {problem ? null : !list.data ? (
         <Loading what="the history" />
       ) : list.data.events.length === 0 ? (
         <p>No changes recorded.</p>
