@@ -357,6 +357,53 @@ describe.skipIf(skipWithoutChromium)(`the console, as a platform administrator${
     expect(memberships.map((m) => m.roles)).toEqual([["admin"]]);
   });
 
+  it("shows the tenant's audit log: who changed what, when, and which fields", async () => {
+    const t = tag();
+    const someoneElse = crypto.randomUUID();
+    const other = clientsWithToken(server.baseUrl, await hsToken({ admin: true, sub: someoneElse, expiresIn: 600 }));
+    const tenant = await other.tenants.createTenant({ tenant: { name: `History ${t}`, domain: `${t}.history.example`, params: { plan: "free" } } });
+    await other.tenants.updateTenant({ tenant: { id: tenant.id, params: { plan: "pro" } }, updateMask: { paths: ["params.plan"] } });
+    const newcomer = crypto.randomUUID();
+
+    const page = await tenantPage(tenant.id, "/members");
+    await page.getByLabel("User id", { exact: true }).fill(newcomer);
+    await page.getByLabel("Roles", { exact: true }).fill("admin");
+    await page.getByRole("button", { name: "Add member" }).click();
+    await page.getByRole("status").filter({ hasText: `${newcomer} was added.` }).waitFor();
+
+    await page.getByRole("link", { name: "History" }).click();
+    const rows = page.locator("table.history tbody tr");
+    await rows.nth(2).waitFor();
+    const cells = async (i: number) => (await rows.nth(i).locator("th, td").allTextContents()).slice(1);
+    expect(await cells(0)).toEqual(["you", `Member added: ${newcomer} (roles: admin)`, "—"]);
+    expect(await cells(1)).toEqual([someoneElse, "Tenant changed", "params.plan"]);
+    expect(await cells(2)).toEqual([someoneElse, "Tenant created", "—"]);
+    expect(await rows.count()).toBe(3);
+    // When: the event's commit time, shown in the page's time zone (UTC here).
+    const when = await rows.nth(2).locator("time").getAttribute("datetime");
+    expect(Math.abs(Date.parse(when!) - Date.now())).toBeLessThan(10 * 60_000);
+    await screenshot(page, "11-history");
+  });
+
+  it("follows changes made by another client without a reload (WatchEvents)", async () => {
+    const t = tag();
+    const tenant = await api.tenants.createTenant({ tenant: { name: `Live ${t}`, domain: `${t}.live.example`, params: { plan: "free" } } });
+    const page = await tenantPage(tenant.id);
+    await page.locator(".feed-live").waitFor();
+    await page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
+
+    await api.tenants.updateTenant({ tenant: { id: tenant.id, params: { plan: "enterprise" } }, updateMask: { paths: ["params"] } });
+    await page.waitForFunction(() => (document.querySelector("textarea") as HTMLTextAreaElement).value.includes("enterprise"));
+
+    await page.getByRole("link", { name: "History" }).click();
+    await page.locator("table.history tbody tr").filter({ hasText: "Tenant changed" }).waitFor();
+    await api.tenants.updateTenant({ tenant: { id: tenant.id, state: Tenant_State.SUSPENDED }, updateMask: { paths: ["state"] } });
+    await page.locator("table.history tbody tr").first().filter({ hasText: "Tenant suspended" }).waitFor();
+    await page.locator(".subtitle .badge-suspended").waitFor();
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+    await screenshot(page, "12-live-history");
+  });
+
   it("is usable with the keyboard alone, with a visible focus", async () => {
     const page = await open();
     // The skip link comes first, then the header; each focused control shows an outline.

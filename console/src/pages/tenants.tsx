@@ -149,7 +149,11 @@ export function TenantsPage() {
       {list.data && (
         <>
           <p className="count" role="status">
-            {total === 0 ? "No tenant matches." : `${total} ${total === 1 ? "tenant" : "tenants"}${total > PAGE_SIZE ? `, page ${page}` : ""}`}
+            {list.isPlaceholderData
+              ? "Loading…"
+              : total === 0
+                ? "No tenant matches."
+                : `${total} ${total === 1 ? "tenant" : "tenants"}${total > PAGE_SIZE ? `, page ${page}` : ""}`}
           </p>
           {list.data.tenants.length > 0 && (
             <div className="table-wrap" role="region" aria-label="Tenants" tabIndex={0}>
