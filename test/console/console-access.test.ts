@@ -14,7 +14,7 @@ import { buildConsole, launchBrowser, openPage, paramsEditor, screenshot, seriou
  * (PERMISSION_DENIED) is still explained. Under AUTH_MODE=none it opens
  * without signing in.
  */
-describe.skipIf(skipWithoutChromium)(`who may do what in the console${skipReason}`, () => {
+describe.skipIf(skipWithoutChromium)(`who may do what in the console${skipReason}`, { timeout: 120_000 }, () => {
   let server: TestServer;
   let open: TestServer;
   let browser: Browser;

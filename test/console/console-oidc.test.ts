@@ -18,7 +18,7 @@ import { buildConsole, launchBrowser, openPage, screenshot, skipReason, skipWith
 const CLIENT_ID = "tenancy-console";
 const AUDIENCE = "tenancy";
 
-describe.skipIf(skipWithoutChromium)(`signing in to the console through an OpenID provider${skipReason}`, () => {
+describe.skipIf(skipWithoutChromium)(`signing in to the console through an OpenID provider${skipReason}`, { timeout: 120_000 }, () => {
   let provider: http.Server;
   let issuer: string;
   let server: TestServer;

@@ -53,7 +53,8 @@ export async function openPage(browser: Browser, url: string, options: { width?:
     timezoneId: "UTC",
   });
   const page = await context.newPage();
-  page.setDefaultTimeout(15_000);
+  // Generous: CI shares two cores between Chromium, the service, PostgreSQL and other test files.
+  page.setDefaultTimeout(30_000);
   const pageErrors: string[] = [];
   page.on("pageerror", (error) => pageErrors.push(error.message));
   await page.goto(url);
