@@ -72,3 +72,9 @@ export function fieldsUnder(problem: Problem | undefined, prefix: string): { res
 export function fieldErrors(problem: Problem | undefined, field: string): string[] {
   return problem ? problem.fields.filter((f) => f.field === field).map((f) => f.description) : [];
 }
+
+/** The violations that no field of the form shows, to list them with the message. */
+export function unplacedFields(problem: Problem | undefined, placed: string[]): { field: string; description: string }[] {
+  if (!problem) return [];
+  return problem.fields.filter((f) => !placed.some((p) => f.field === p || f.field.startsWith(`${p}.`) || f.field.startsWith(`${p}[`)));
+}

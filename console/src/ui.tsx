@@ -1,7 +1,7 @@
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { useEffect, useId, useRef, useState, type InputHTMLAttributes, type ReactNode } from "react";
 import { Tenant_State } from "../../gen/tenancy/v1/tenant_pb.js";
-import type { Problem } from "./errors.js";
+import { unplacedFields, type Problem } from "./errors.js";
 import { hasNavigated } from "./router.js";
 
 /**
@@ -163,5 +163,26 @@ export function ConfirmDialog({
         </div>
       </form>
     </dialog>
+  );
+}
+
+/** A form's error: the sentence, the violations of fields the form does not show, and any local error. */
+export function FormError({ problem, placed, local }: { problem: Problem | undefined; placed: string[]; local?: string | undefined }) {
+  if (!problem && !local) return null;
+  const others = unplacedFields(problem, placed);
+  return (
+    <div className="banner banner-error" role="alert">
+      {problem && <p>{problem.message}</p>}
+      {others.length > 0 && (
+        <ul>
+          {others.map((f) => (
+            <li key={f.field}>
+              <code>{f.field}</code>: {f.description}
+            </li>
+          ))}
+        </ul>
+      )}
+      {local && <p>{local}</p>}
+    </div>
   );
 }

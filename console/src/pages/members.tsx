@@ -5,7 +5,7 @@ import { MembershipService, type Membership } from "../../../gen/tenancy/v1/memb
 import { Tenant_State, type Tenant } from "../../../gen/tenancy/v1/tenant_pb.js";
 import { useSession, type TenantPermissions } from "../access.js";
 import { fieldErrors, problemOf, type Problem } from "../errors.js";
-import { ConfirmDialog, ErrorBanner, Loading, Notice, TextField, Time } from "../ui.js";
+import { ConfirmDialog, ErrorBanner, FormError, Loading, Notice, TextField, Time } from "../ui.js";
 
 const PAGE_SIZE = 50;
 
@@ -26,7 +26,8 @@ function explain(problem: Problem, tenant: Tenant, userId: string): string {
     case "TENANT_SUSPENDED":
       return `${tenant.name} is suspended and accepts no new members: activate it first.`;
     default:
-      return problem.message;
+      // A role the service refused (membership.roles[1]): say which and why.
+      return problem.fields.length ? problem.fields.map((f) => f.description).join(" ") : problem.message;
   }
 }
 
@@ -197,10 +198,8 @@ function AddMember({ tenant, onAdded }: { tenant: Tenant; onAdded: (membership: 
   return (
     <form className="form add-member" onSubmit={submit} aria-labelledby="add-member-heading" noValidate>
       <h3 id="add-member-heading">Add a member</h3>
-      {problem && !problem.fields.length && (
-        <div className="banner banner-error" role="alert">
-          <p>{explain(problem, tenant, userId.trim())}</p>
-        </div>
+      {problem && (
+        <FormError problem={problem.fields.length ? problem : { ...problem, message: explain(problem, tenant, userId.trim()) }} placed={["membership.user_id", "membership.roles"]} />
       )}
       <div className="inline-fields">
         <TextField

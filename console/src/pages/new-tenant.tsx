@@ -6,7 +6,7 @@ import { fieldErrors, fieldsUnder, problemOf, type Problem } from "../errors.js"
 import { parseJsonText, type JsonValue } from "../json-text.js";
 import { ParamsEditor } from "../params-editor.js";
 import { Link, navigate } from "../router.js";
-import { PageHeading, TextField } from "../ui.js";
+import { FormError, PageHeading, TextField } from "../ui.js";
 
 /** Parses the editor's text as params, or says why it cannot be sent. */
 export function paramsFromText(text: string): { params: { [key: string]: JsonValue } } | { error: string } {
@@ -55,12 +55,7 @@ export function NewTenantPage() {
       </p>
       <PageHeading title="New tenant">New tenant</PageHeading>
       <form onSubmit={submit} className="form" noValidate>
-        {(problem || localError) && (
-          <div className="banner banner-error" role="alert">
-            {problem && <p>{problem.message}</p>}
-            {localError && <p>{localError}</p>}
-          </div>
-        )}
+        <FormError problem={problem} placed={["tenant.name", "tenant.domain", "tenant.params"]} local={localError} />
         <TextField
           label="Name"
           value={name}

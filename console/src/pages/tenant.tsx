@@ -8,7 +8,7 @@ import { fieldErrors, fieldsUnder, problemOf, type Problem } from "../errors.js"
 import { useTenantFeed, type FeedStatus } from "../live.js";
 import { paramsText, ParamsEditor } from "../params-editor.js";
 import { Link, navigate } from "../router.js";
-import { ConfirmDialog, ErrorBanner, Loading, Notice, PageHeading, StateBadge, TextField, Time } from "../ui.js";
+import { ConfirmDialog, ErrorBanner, FormError, Loading, Notice, PageHeading, StateBadge, TextField, Time } from "../ui.js";
 import { HistoryTab } from "./history.js";
 import { MembersTab } from "./members.js";
 import { paramsFromText } from "./new-tenant.js";
@@ -336,12 +336,7 @@ function SettingsTab({ tenant, permissions }: { tenant: Tenant; permissions: Ten
             </div>
           </div>
         ) : (
-          (problem || localError) && (
-            <div className="banner banner-error" role="alert">
-              {problem && <p>{problem.message}</p>}
-              {localError && <p>{localError}</p>}
-            </div>
-          )
+          <FormError problem={problem} placed={["tenant.name", "tenant.domain", "tenant.params"]} local={localError} />
         )}
         {changedMeanwhile && !conflict && (
           <Notice>
