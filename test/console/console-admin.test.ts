@@ -448,7 +448,7 @@ describe.skipIf(skipWithoutChromium)(`the console, as a platform administrator${
     await page.getByRole("heading", { level: 1, name: "Sign in to the tenancy console" }).waitFor();
     results["sign-in"] = await seriousAccessibilityViolations(page);
     await signInWithToken(page, adminToken);
-    await page.getByRole("status").filter({ hasText: /tenants?/ }).waitFor();
+    await page.getByRole("status").filter({ hasText: /^\d+ tenants?/ }).waitFor();
     results.tenants = await seriousAccessibilityViolations(page);
 
     await page.getByRole("link", { name: "New tenant" }).click();

@@ -113,7 +113,7 @@ describe.skipIf(skipWithoutChromium)(`signing in to the console through an OpenI
     expect(url.origin + url.pathname).toBe(`${server.baseUrl}/console/`);
     expect(url.search).toBe("");
     // The service verified the token through the provider's JWKS: the list loaded.
-    await page.getByRole("status").filter({ hasText: /tenants?|No tenant/ }).waitFor();
+    await page.getByRole("status").filter({ hasText: "No tenant matches." }).waitFor();
     const verified = server.logs.filter((l) => l.msg === "rpc" && l.procedure === "tenancy.v1.TenantService/ListTenants" && l.code === "OK");
     expect(verified.length).toBeGreaterThan(0);
     const token = await page.evaluate(() => sessionStorage.getItem("tenancy.console.token"));
