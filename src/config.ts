@@ -47,6 +47,13 @@ export interface Config {
   auth: AuthConfig;
   /** Where the change feed is relayed (EVENTS_NATS_* variables); unset: nowhere. */
   eventRelay: EventRelayConfig | undefined;
+  /** The admin console at /console/ (CONSOLE_* variables); undefined when turned off. */
+  console: ConsoleConfig | undefined;
+}
+
+export interface ConsoleConfig {
+  /** Sign-in through an OpenID provider, whose access tokens the service verifies with its JWKS. */
+  oidc?: { issuer: string; clientId: string; scopes: string };
 }
 
 export class ConfigError extends Error {
@@ -182,6 +189,43 @@ function auth(env: Env, host: string): AuthConfig {
   return { ...common, keys: { kind: "jwks-url", url: url.toString() } };
 }
 
+/**
+ * CONSOLE_* variables. With an OpenID provider, the console gets access
+ * tokens from it and sends them to this service, so the service must verify
+ * them: AUTH_MODE=jwt with the provider's keys (AUTH_JWKS_URL or
+ * AUTH_JWKS_FILE; a shared secret cannot check a provider's signature), and
+ * AUTH_ISSUER, when set, naming the same issuer.
+ */
+function consoleConfig(env: Env, auth: AuthConfig): ConsoleConfig | undefined {
+  if (!boolean(env, "CONSOLE_ENABLED", true)) return undefined;
+  const issuer = env.CONSOLE_OIDC_ISSUER?.trim() || undefined;
+  const clientId = env.CONSOLE_OIDC_CLIENT_ID?.trim() || undefined;
+  if (!issuer && !clientId) return {};
+  if (!issuer || !clientId) {
+    throw new ConfigError(issuer ? "CONSOLE_OIDC_CLIENT_ID" : "CONSOLE_OIDC_ISSUER", "must be set together with " + (issuer ? "CONSOLE_OIDC_ISSUER" : "CONSOLE_OIDC_CLIENT_ID"));
+  }
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw new ConfigError("CONSOLE_OIDC_ISSUER", `is not a URL: "${issuer}"`);
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && isLoopbackHost(url.hostname.replace(/^\[|\]$/g, "")))) {
+    throw new ConfigError("CONSOLE_OIDC_ISSUER", "must be an https:// URL (http:// is accepted only for a loopback host)");
+  }
+  if (auth.mode !== "jwt" || auth.keys.kind === "secret") {
+    throw new ConfigError(
+      "CONSOLE_OIDC_ISSUER",
+      "needs AUTH_MODE=jwt with the provider's keys in AUTH_JWKS_URL (its jwks_uri) or AUTH_JWKS_FILE, so that the service can verify the access tokens the console gets",
+    );
+  }
+  if (auth.issuer !== undefined && auth.issuer !== issuer) {
+    throw new ConfigError("CONSOLE_OIDC_ISSUER", `is "${issuer}" but AUTH_ISSUER is "${auth.issuer}": the service would refuse the provider's tokens`);
+  }
+  const scopes = env.CONSOLE_OIDC_SCOPES?.trim().split(/\s+/).join(" ") || "openid tenancy.admin";
+  return { oidc: { issuer, clientId, scopes } };
+}
+
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -202,6 +246,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("LOG_LEVEL", `must be one of ${logLevels.join(", ")}, got "${env.LOG_LEVEL}"`);
   }
   const host = env.HOST?.trim() || "127.0.0.1";
+  const authConfig = auth(env, host);
   return {
     port: integer(env, "PORT", 8080, 0, 65535),
     host,
@@ -223,9 +268,10 @@ export function loadConfig(env: Env = process.env): Config {
     watchMaxBacklog: integer(env, "WATCH_MAX_BACKLOG", 10_000, 100, 10_000_000),
     tenantCacheSize: integer(env, "TENANT_CACHE_SIZE", 10_000, 0, 10_000_000),
     workers: integer(env, "WORKERS", 1, 1, 256),
-    auth: auth(env, host),
+    auth: authConfig,
     eventRelay: readEventRelayConfig(env, (variable, detail) => {
       throw new ConfigError(variable, detail);
     }),
+    console: consoleConfig(env, authConfig),
   };
 }

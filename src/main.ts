@@ -107,6 +107,7 @@ async function start(config: Config, log: Logger, cleanup: StartupCleanup) {
     tenantCacheSize: config.tenantCacheSize,
     watch: { progressIntervalMs: config.watchProgressIntervalMs, maxBacklog: config.watchMaxBacklog },
     eventRelay: config.eventRelay,
+    console: config.console,
   });
   cleanup.add(() => server.close(0));
   const maintenance = startMaintenance(orm, log, {
@@ -126,6 +127,7 @@ async function start(config: Config, log: Logger, cleanup: StartupCleanup) {
     { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${embedded.directory})` : database.url },
     `tenancy listening on http://${address.address}:${address.port}`,
   );
+  if (config.console) log.info(`admin console at http://${address.address}:${address.port}/console/`);
   return { embedded, orm, health, server, maintenance };
 }
 

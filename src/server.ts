@@ -7,6 +7,7 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "./logger.js";
 import { routes } from "./routes.js";
 import { createCors } from "./http/cors.js";
+import { createConsoleHandler } from "./http/console.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
 import { Metrics } from "./metrics/metrics.js";
 import type { TenantRules } from "./tenants/tenant.service.js";
@@ -52,6 +53,8 @@ export interface ServerDeps {
   eventHub?: Pick<EventHubOptions, "pollMs" | "fetchSize">;
   /** Relay the change feed to NATS JetStream (EVENTS_NATS_*); unset: no relay. */
   eventRelay?: Omit<EventRelayOptions, "databaseUrl" | "log">;
+  /** Serve the admin console at /console/ (src/http/console.ts); off when unset. */
+  console?: { dir?: string; oidc?: { issuer: string; clientId: string; scopes: string } };
 }
 
 export interface Server {
@@ -128,6 +131,13 @@ export function createServer(deps: ServerDeps): Server {
   const contextValues = (headers: http.IncomingHttpHeaders) =>
     createContextValues().set(kEntityManager, new RequestEntityManager(deps.orm.em)).set(kDeadline, deadlineFromHeaders(headers));
   const readMaxBytes = deps.readMaxBytes ?? 1024 * 1024;
+  const serveConsole = deps.console
+    ? createConsoleHandler({
+        dir: deps.console.dir,
+        client: { authMode: auth.mode, ...(deps.console.oidc ? { oidc: deps.console.oidc } : {}) },
+        log: deps.logger,
+      })
+    : () => false;
   const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
   // Unary gRPC with binary protobuf, the common case, skips Connect's generic
   // protocol layer, with the same interceptors and handlers (src/rpc/grpc-fast-path.ts).
@@ -168,6 +178,7 @@ export function createServer(deps: ServerDeps): Server {
     // does not list it; test/integration/params-roundtrip.test.ts checks it.
     jsonOptions: { textDecoder: strictJsonTextDecoder() } as ConnectNodeAdapterOptions["jsonOptions"],
     fallback: (req, res) => {
+      if (serveConsole(req, res)) return;
       const path = req.url?.split("?")[0];
       if (req.method === "GET" && path === "/healthz") {
         res.writeHead(200, { "content-type": "text/plain" });

@@ -62,6 +62,8 @@ export interface TestServerOptions {
   eventHub?: ServerDeps["eventHub"];
   /** Relay the change feed to NATS (see test/support/nats.ts); unset: no relay, as without EVENTS_NATS_URL. */
   eventRelay?: ServerDeps["eventRelay"];
+  /** Serve the admin console (a build directory, and OIDC sign-in settings). */
+  console?: ServerDeps["console"];
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -95,6 +97,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     watch: options.watch,
     eventHub: options.eventHub,
     eventRelay: options.eventRelay,
+    console: options.console,
   });
   const address = await server.listen(0, "127.0.0.1");
   const baseUrl = `http://127.0.0.1:${address.port}`;
