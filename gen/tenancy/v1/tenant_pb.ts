@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file tenancy/v1/tenant.proto.
  */
 export const file_tenancy_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("Chd0ZW5hbmN5L3YxL3RlbmFudC5wcm90bxIKdGVuYW5jeS52MSKdAwoGVGVuYW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGZG9tYWluGAMgASgJEicKBnBhcmFtcxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAcgASgJEicKBXN0YXRlGAggASgOMhgudGVuYW5jeS52MS5UZW5hbnQuU3RhdGUSLwoLZGVsZXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnB1cmdlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASCgoGQUNUSVZFEAESDQoJU1VTUEVOREVEEAISCwoHREVMRVRFRBADIk0KE0NyZWF0ZVRlbmFudFJlcXVlc3QSIgoGdGVuYW50GAEgASgLMhIudGVuYW5jeS52MS5UZW5hbnQSEgoKcmVxdWVzdF9pZBgCIAEoCSIeChBHZXRUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KE0xvb2t1cFRlbmFudFJlcXVlc3QSEAoGZG9tYWluGAEgASgJSAASDgoEbmFtZRgCIAEoCUgAQgUKA2tleSJzChJMaXN0VGVuYW50c1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSDgoGZmlsdGVyGAMgASgJEhAKCG9yZGVyX2J5GAQgASgJEhQKDHNob3dfZGVsZXRlZBgFIAEoCCJnChNMaXN0VGVuYW50c1Jlc3BvbnNlEiMKB3RlbmFudHMYASADKAsyEi50ZW5hbmN5LnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSEgoKdG90YWxfc2l6ZRgDIAEoBSJqChNVcGRhdGVUZW5hbnRSZXF1ZXN0EiIKBnRlbmFudBgBIAEoCzISLnRlbmFuY3kudjEuVGVuYW50Ei8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI+ChNEZWxldGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkSDQoFZm9yY2UYAyABKAgiMQoVVW5kZWxldGVUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkiLgoSUHVyZ2VUZW5hbnRSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBGV0YWcYAiABKAkywgQKDVRlbmFudFNlcnZpY2USQwoMQ3JlYXRlVGVuYW50Eh8udGVuYW5jeS52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSPQoJR2V0VGVuYW50EhwudGVuYW5jeS52MS5HZXRUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSQwoMTG9va3VwVGVuYW50Eh8udGVuYW5jeS52MS5Mb29rdXBUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSTgoLTGlzdFRlbmFudHMSHi50ZW5hbmN5LnYxLkxpc3RUZW5hbnRzUmVxdWVzdBofLnRlbmFuY3kudjEuTGlzdFRlbmFudHNSZXNwb25zZRJDCgxVcGRhdGVUZW5hbnQSHy50ZW5hbmN5LnYxLlVwZGF0ZVRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJDCgxEZWxldGVUZW5hbnQSHy50ZW5hbmN5LnYxLkRlbGV0ZVRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJHCg5VbmRlbGV0ZVRlbmFudBIhLnRlbmFuY3kudjEuVW5kZWxldGVUZW5hbnRSZXF1ZXN0GhIudGVuYW5jeS52MS5UZW5hbnQSRQoLUHVyZ2VUZW5hbnQSHi50ZW5hbmN5LnYxLlB1cmdlVGVuYW50UmVxdWVzdBoWLmdvb2dsZS5wcm90b2J1Zi5FbXB0eWIGcHJvdG8z", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chd0ZW5hbmN5L3YxL3RlbmFudC5wcm90bxIKdGVuYW5jeS52MSK0AwoGVGVuYW50EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDgoGZG9tYWluGAMgASgJEicKBnBhcmFtcxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAcgASgJEicKBXN0YXRlGAggASgOMhgudGVuYW5jeS52MS5UZW5hbnQuU3RhdGUSLwoLZGVsZXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnB1cmdlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDXBhcmFtc19zY2hlbWEYCyABKAkiRgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIKCgZBQ1RJVkUQARINCglTVVNQRU5ERUQQAhILCgdERUxFVEVEEAMiTQoTQ3JlYXRlVGVuYW50UmVxdWVzdBIiCgZ0ZW5hbnQYASABKAsyEi50ZW5hbmN5LnYxLlRlbmFudBISCgpyZXF1ZXN0X2lkGAIgASgJIh4KEEdldFRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkiPgoTTG9va3VwVGVuYW50UmVxdWVzdBIQCgZkb21haW4YASABKAlIABIOCgRuYW1lGAIgASgJSABCBQoDa2V5InMKEkxpc3RUZW5hbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIOCgZmaWx0ZXIYAyABKAkSEAoIb3JkZXJfYnkYBCABKAkSFAoMc2hvd19kZWxldGVkGAUgASgIImcKE0xpc3RUZW5hbnRzUmVzcG9uc2USIwoHdGVuYW50cxgBIAMoCzISLnRlbmFuY3kudjEuVGVuYW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCRISCgp0b3RhbF9zaXplGAMgASgFImoKE1VwZGF0ZVRlbmFudFJlcXVlc3QSIgoGdGVuYW50GAEgASgLMhIudGVuYW5jeS52MS5UZW5hbnQSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIj4KE0RlbGV0ZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRINCgVmb3JjZRgDIAEoCCIxChVVbmRlbGV0ZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCSIuChJQdXJnZVRlbmFudFJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCTLCBAoNVGVuYW50U2VydmljZRJDCgxDcmVhdGVUZW5hbnQSHy50ZW5hbmN5LnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBI9CglHZXRUZW5hbnQSHC50ZW5hbmN5LnYxLkdldFRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJDCgxMb29rdXBUZW5hbnQSHy50ZW5hbmN5LnYxLkxvb2t1cFRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJOCgtMaXN0VGVuYW50cxIeLnRlbmFuY3kudjEuTGlzdFRlbmFudHNSZXF1ZXN0Gh8udGVuYW5jeS52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEkMKDFVwZGF0ZVRlbmFudBIfLnRlbmFuY3kudjEuVXBkYXRlVGVuYW50UmVxdWVzdBoSLnRlbmFuY3kudjEuVGVuYW50EkMKDERlbGV0ZVRlbmFudBIfLnRlbmFuY3kudjEuRGVsZXRlVGVuYW50UmVxdWVzdBoSLnRlbmFuY3kudjEuVGVuYW50EkcKDlVuZGVsZXRlVGVuYW50EiEudGVuYW5jeS52MS5VbmRlbGV0ZVRlbmFudFJlcXVlc3QaEi50ZW5hbmN5LnYxLlRlbmFudBJFCgtQdXJnZVRlbmFudBIeLnRlbmFuY3kudjEuUHVyZ2VUZW5hbnRSZXF1ZXN0GhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5YgZwcm90bzM", [file_google_protobuf_empty, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A tenant: a program or organization with its own configuration.
@@ -72,6 +72,9 @@ export type Tenant = Message<"tenancy.v1.Tenant"> & {
    *   repeated map entries follow protobuf's rule: the last one wins.
    * Keys may be any other string, `constructor`, `toString` or `valueOf`
    * included.
+   * When `params_schema` is set, params must also be valid against that
+   * schema version, and the defaults the schema declares are filled in
+   * when they are written.
    *
    * @generated from field: google.protobuf.Struct params = 4;
    */
@@ -124,6 +127,21 @@ export type Tenant = Message<"tenancy.v1.Tenant"> & {
    * @generated from field: google.protobuf.Timestamp purge_time = 10;
    */
   purgeTime?: Timestamp | undefined;
+
+  /**
+   * The JSON Schema that `params` follows, as `<name>@<version>` (for
+   * example `program@3`), a version registered with ParamsSchemaService;
+   * empty means free-form params (any JSON object). While it is set, every
+   * write of `params` (CreateTenant, UpdateTenant with `params` or
+   * `params.<key>` paths) is validated against that version, and a write
+   * that binds a tenant to a version (mask path `params_schema`, or
+   * ParamsSchemaService.RebindParamsSchema) validates the tenant's params
+   * against it in the same transaction. Reads never validate. Only platform
+   * administrators change it.
+   *
+   * @generated from field: string params_schema = 11;
+   */
+  paramsSchema: string;
 };
 
 /**
@@ -284,9 +302,11 @@ export type ListTenantsRequest = Message<"tenancy.v1.ListTenantsRequest"> & {
   /**
    * Optional. A subset of AIP-160 filtering (https://google.aip.dev/160).
    *
-   * Fields: `name`, `domain`, `create_time`, `update_time` and
-   * `params.<key>[.<key>...]` (keys of letters, digits, `_` and `-`; quote
-   * any other key with backticks, as in params.`my key`).
+   * Fields: `name`, `domain`, `create_time`, `update_time`,
+   * `params_schema` (`=`, `!=` and `:` on the text `name@version`, empty
+   * for free-form tenants) and `params.<key>[.<key>...]` (keys of letters,
+   * digits, `_` and `-`; quote any other key with backticks, as in
+   * params.`my key`).
    *
    * Comparisons: `=`, `!=`, `<`, `<=`, `>`, `>=`, and `:` (has), which for
    * strings is a case-insensitive substring match. `=` on `name` is
@@ -381,13 +401,17 @@ export type UpdateTenantRequest = Message<"tenancy.v1.UpdateTenantRequest"> & {
    * The fields to update. Paths:
    * - `name`, `domain`: replace the field.
    * - `state`: ACTIVE or SUSPENDED (DELETED is DeleteTenant's).
+   * - `params_schema`: bind to a schema version (`name@version`), or empty
+   *   for free-form params; the tenant's params (after the other paths of
+   *   this update) must be valid against it.
    * - `params`: replace the whole configuration.
    * - `params.<key>[.<key>...]`: set one nested key to its value in
    *   `tenant.params`, creating the objects on the way; when the key is
    *   absent from `tenant.params`, remove it. Other keys are untouched, also
    *   when other clients update other keys at the same time.
    * An empty or missing mask means every field that the request sets
-   * (`name` and `domain` when non-empty, `params` when present).
+   * (`name`, `domain` and `params_schema` when non-empty, `params` when
+   * present).
    * Output-only fields (`id`, times, `etag`) cannot be updated.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
@@ -525,11 +549,18 @@ export const PurgeTenantRequestSchema: GenMessage<PurgeTenantRequest> = /*@__PUR
 export const TenantService: GenService<{
   /**
    * Creates a tenant. The server assigns `id`, `create_time`, `update_time`
-   * and `etag`; values sent for them are ignored.
+   * and `etag`; values sent for them are ignored. With `params_schema` set,
+   * the stored params are the request's with the schema's defaults filled in.
    *
    * Errors:
    * - INVALID_ARGUMENT: a field breaks the limits documented on `Tenant`,
-   *   or `request_id` is not a UUID.
+   *   or `request_id` is not a UUID. `params_schema` that is malformed or
+   *   names no registered version is a violation of `tenant.params_schema`;
+   *   params that the schema refuses give one violation per problem, whose
+   *   field is the path into params (`tenant.params.theme.color`,
+   *   `tenant.params.courses[2].code`; keys other than letters, digits, `_`
+   *   and `-` in backticks) and whose description says what the schema
+   *   wants.
    * - ALREADY_EXISTS, reason `TENANT_NAME_TAKEN`: another tenant has the same
    *   name, compared case-insensitively.
    * - ALREADY_EXISTS, reason `TENANT_DOMAIN_TAKEN`: another tenant has the
@@ -594,11 +625,17 @@ export const TenantService: GenService<{
     output: typeof ListTenantsResponseSchema;
   },
   /**
-   * Updates the fields of a tenant named by `update_mask`.
+   * Updates the fields of a tenant named by `update_mask`. When the tenant
+   * is bound to a params schema (or the update binds it to one), an update
+   * of `params`, of `params.<key>` paths or of `params_schema` validates the
+   * resulting params against the schema and fills in its defaults; updates
+   * of other fields (name, domain, state) leave params alone.
    *
    * Errors:
    * - INVALID_ARGUMENT: `tenant.id` is not a UUID, an unknown mask path, or
-   *   a new value that breaks the limits documented on `Tenant`.
+   *   a new value that breaks the limits documented on `Tenant`, including
+   *   resulting params that the bound schema refuses (one violation per
+   *   problem, at `tenant.params.<path>`, as on CreateTenant).
    * - NOT_FOUND, reason `TENANT_NOT_FOUND`: no tenant has this id.
    * - ABORTED, reason `ETAG_MISMATCH`: `tenant.etag` is set and is not the
    *   current etag: read the tenant again and retry.
