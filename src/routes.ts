@@ -18,6 +18,7 @@ import { membershipHandler } from "./memberships/membership.handler.js";
 import { healthHandler } from "./health/health.handler.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
 import { registerReflection } from "./reflection/reflection.routes.js";
+import type { ParamsSchemaRegistry } from "./params-schemas/params-schema.registry.js";
 
 export interface RouteDeps {
   health: HealthMonitor;
@@ -25,6 +26,8 @@ export interface RouteDeps {
   tenantLoader: TenantLoader;
   tenantInserter: TenantInserter;
   membershipInserter: MembershipInserter;
+  /** The compiled params schemas of this process. */
+  paramsSchemas: ParamsSchemaRegistry;
   tenantRules?: TenantRules;
   /** The change feed's live side (src/events/). */
   eventHub: EventHub;
@@ -34,7 +37,7 @@ export interface RouteDeps {
 /** Every RPC service this server offers; shared by the server and the tests. */
 export function routes(deps: RouteDeps) {
   return (router: ConnectRouter) => {
-    router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, rules: deps.tenantRules })));
+    router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, paramsSchemas: deps.paramsSchemas, rules: deps.tenantRules })));
     router.service(MembershipService, membershipHandler({ inserter: deps.membershipInserter }));
     router.service(EventService, eventHandler({ hub: deps.eventHub, watch: deps.watch }));
     router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName, EventService.typeName]));

@@ -31,6 +31,7 @@ import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 import { EventHub, type EventHubOptions } from "./events/event.hub.js";
 import { defaultWatchOptions, type WatchOptions } from "./events/event.service.js";
 import { EventRelay, type EventRelayOptions } from "./events/event.relay.js";
+import { ParamsSchemaRegistry } from "./params-schemas/params-schema.registry.js";
 
 export interface ServerDeps {
   orm: MikroORM;
@@ -76,6 +77,8 @@ export interface Server {
   readonly eventHub: EventHub;
   /** The NATS relay of the change feed, when configured. */
   readonly eventRelay: EventRelay | undefined;
+  /** The compiled params schemas (for tests and diagnostics). */
+  readonly paramsSchemas: ParamsSchemaRegistry;
 }
 
 const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -107,7 +110,8 @@ export function createServer(deps: ServerDeps): Server {
     tenantCache.interceptor,
   ];
   const tenantLoader = new TenantLoader(deps.orm.em);
-  const tenantInserter = new TenantInserter(deps.orm.em);
+  const paramsSchemas = new ParamsSchemaRegistry(deps.orm.em);
+  const tenantInserter = new TenantInserter(deps.orm.em, paramsSchemas);
   const membershipInserter = new MembershipInserter(deps.orm.em);
   const watch: WatchOptions = { ...defaultWatchOptions, ...deps.watch };
   // A watcher drains the hub's batches one by one: its backlog bound must hold at least one.
@@ -160,6 +164,7 @@ export function createServer(deps: ServerDeps): Server {
       tenantLoader,
       tenantInserter,
       membershipInserter,
+      paramsSchemas,
       tenantRules: deps.tenantRules,
       eventHub,
       watch,
@@ -266,6 +271,7 @@ export function createServer(deps: ServerDeps): Server {
     membershipInserter,
     eventHub,
     eventRelay,
+    paramsSchemas,
     listen(port, host) {
       // The configuration refuses this too; this guard also covers servers built in code.
       if (auth.mode === "none" && !isLoopbackHost(host)) {

@@ -111,6 +111,11 @@ export class Violations {
     return this.list.length === 0;
   }
 
+  /** Whether a violation concerns this field or one inside it. */
+  has(field: string): boolean {
+    return this.list.some((v) => v.field === field || v.field.startsWith(`${field}.`) || v.field.startsWith(`${field}[`));
+  }
+
   /** Throws INVALID_ARGUMENT when any violation was added. */
   throwIfAny(): void {
     if (this.list.length > 0) throw new InvalidArgumentError(this.list);

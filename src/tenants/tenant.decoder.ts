@@ -8,8 +8,8 @@ import { CreateTenantRequestSchema, type CreateTenantRequest } from "../../gen/t
  * single cost left in a create (README, "Where the time goes").
  *
  * It only takes the plain shape that clients send (name, domain, params,
- * state, id, etag, request_id, each at most once, params without repeated
- * keys) and answers undefined for anything else (unknown
+ * state, params_schema, id, etag, request_id, each at most once, params
+ * without repeated keys) and answers undefined for anything else (unknown
  * fields, timestamps, merged repeats, malformed or very deep input), which
  * the caller then decodes with `fromBinary`, errors included. A test checks
  * that whatever it accepts, `fromBinary` decodes to the same message, on
@@ -148,6 +148,7 @@ interface TenantFields {
   params?: JsonObject;
   etag?: string;
   state?: number;
+  paramsSchema?: string;
 }
 
 function readTenant(r: Reader): TenantFields {
@@ -175,6 +176,9 @@ function readTenant(r: Reader): TenantFields {
         break;
       case (8 << 3) | 0:
         once("state", r.varint());
+        break;
+      case (11 << 3) | 2:
+        once("paramsSchema", r.string());
         break;
       default:
         throw FALLBACK;

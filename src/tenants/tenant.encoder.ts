@@ -123,6 +123,7 @@ function measureTenant(m: Measures, t: Tenant): number {
   if (t.etag !== "") size += 1 + m.string(t.etag);
   if (t.state !== 0) size += 1 + int64Size(t.state);
   for (const ts of [t.deleteTime, t.purgeTime]) if (ts) size += Measures.field(timestampBody(ts));
+  if (t.paramsSchema !== "") size += 1 + m.string(t.paramsSchema);
   return size;
 }
 
@@ -239,6 +240,7 @@ function writeTenant(o: Out, t: Tenant): void {
   }
   writeTimestamp(o, 9, t.deleteTime);
   writeTimestamp(o, 10, t.purgeTime);
+  if (t.paramsSchema !== "") o.string(11, t.paramsSchema);
 }
 
 export function encodeTenant(tenant: Tenant): Uint8Array {

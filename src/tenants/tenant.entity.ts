@@ -21,6 +21,9 @@ export class Tenant {
   purgeAt!: Date | null;
   /** Who created it (the principal's user id); the change feed's actor of `tenant.created`. Not on the wire. */
   createdBy!: string | null;
+  /** The params schema the tenant is bound to (name and version, both or neither); null for free-form params. */
+  paramsSchemaName!: string | null;
+  paramsSchemaVersion!: number | null;
 }
 
 export type TenantState = "ACTIVE" | "SUSPENDED" | "DELETED";
@@ -41,5 +44,7 @@ export const TenantSchema = new EntitySchema<Tenant>({
     deletedAt: { type: "Date", columnType: "timestamptz", fieldName: "deleted_at", nullable: true },
     purgeAt: { type: "Date", columnType: "timestamptz", fieldName: "purge_at", nullable: true },
     createdBy: { type: "uuid", fieldName: "created_by", nullable: true },
+    paramsSchemaName: { type: "string", columnType: "text", fieldName: "params_schema_name", nullable: true },
+    paramsSchemaVersion: { type: "integer", fieldName: "params_schema_version", nullable: true },
   },
 });

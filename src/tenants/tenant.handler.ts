@@ -19,6 +19,7 @@ import { toTenantMessage } from "./tenant.mapper.js";
 import { defaultTenantRules, TenantReads, TenantService, type RequestedState, type TenantRules } from "./tenant.service.js";
 import type { TenantLoader } from "./tenant.loader.js";
 import type { Caller } from "../database/batcher.js";
+import type { ParamsSchemaRegistry } from "../params-schemas/params-schema.registry.js";
 
 function requestedState(state: State, field: string): RequestedState {
   switch (state) {
@@ -36,6 +37,7 @@ function requestedState(state: State, field: string): RequestedState {
 export interface TenantHandlerDeps {
   loader: TenantLoader;
   inserter: TenantInserter;
+  paramsSchemas: ParamsSchemaRegistry;
   rules?: TenantRules;
 }
 
@@ -51,7 +53,8 @@ function readerOf(ctx: HandlerContext): Caller | undefined {
 /** Thin: decode the request, call the service, map the entity to the wire. */
 export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof TenantServiceDesc> {
   const rules = deps.rules ?? defaultTenantRules;
-  const service = (ctx: HandlerContext, receipt?: WriteReceipt) => new TenantService(entityManager(ctx), rules, receipt, deadlineOf(ctx));
+  const service = (ctx: HandlerContext, receipt?: WriteReceipt) =>
+    new TenantService(entityManager(ctx), deps.paramsSchemas, rules, receipt, deadlineOf(ctx));
   /** A write through the service, its event sequence put in the response header. */
   const write = async <T>(ctx: HandlerContext, work: (service: TenantService) => Promise<T>): Promise<T> => {
     const receipt = new WriteReceipt(actorOf(ctx));
@@ -66,7 +69,7 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
       checkRequestId(req.requestId);
       const { tenant: input } = req;
       const state = requestedState(input.state, "tenant.state");
-      const fields = { name: input.name, domain: input.domain, params: input.params, state };
+      const fields = { name: input.name, domain: input.domain, params: input.params, state, paramsSchema: input.paramsSchema };
       // The common case, coalesced with concurrent creates; a request_id
       // needs a transaction of the request's own, to store the response in.
       if (req.requestId === "") {
@@ -77,7 +80,7 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
       const key = { requestId: req.requestId, method: "CreateTenant", hash: requestHash(req) };
       const receipt = new WriteReceipt(actorOf(ctx), req.requestId);
       const created = await oncePerRequestId(entityManager(ctx), deadlineOf(ctx), key, TenantSchema, receipt, async (em) =>
-        toTenantMessage(await new TenantService(em, rules, receipt).create(fields)),
+        toTenantMessage(await new TenantService(em, deps.paramsSchemas, rules, receipt).create(fields)),
       );
       setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
       return created;
@@ -118,6 +121,7 @@ export function tenantHandler(deps: TenantHandlerDeps): ServiceImpl<typeof Tenan
         // Validated against the mask by the service, which names the field.
         state: input.state === State.DELETED ? "DELETED" : requestedState(input.state, "tenant.state"),
         etag: input.etag,
+        paramsSchema: input.paramsSchema,
         paths: req.updateMask?.paths ?? [],
       }));
       return toTenantMessage(tenant);

@@ -7,6 +7,7 @@ import type { Tenant } from "./tenant.entity.js";
 import { TenantRepository } from "./tenant.repository.js";
 import { newTenant, type NewTenant } from "./tenant.service.js";
 import { EventRepository } from "../events/event.repository.js";
+import type { ParamsSchemaRegistry } from "../params-schemas/params-schema.registry.js";
 
 /**
  * CreateTenant without a request_id, coalesced: the tenants created at about
@@ -28,7 +29,11 @@ export class TenantInserter {
   /** The sequence of each inserted tenant's `tenant.created` event, read back after the commit. */
   private readonly sequences = new WeakMap<Tenant, bigint>();
 
-  constructor(orm: EntityManager, batching: Partial<BatcherOptions> = {}) {
+  constructor(
+    orm: EntityManager,
+    private readonly schemas: ParamsSchemaRegistry,
+    batching: Partial<BatcherOptions> = {},
+  ) {
     const repository = new TenantRepository(orm.fork());
     const events = new EventRepository(orm.fork());
     const recordSequences = async (tenants: readonly Tenant[]) => {
@@ -64,12 +69,12 @@ export class TenantInserter {
   }
 
   /**
-   * Validates, inserts, and resolves with the stored tenant and the sequence
-   * of its `tenant.created` event; `actor` is its creator, `caller` who waits
-   * for it (see Batcher).
+   * Validates (against its params schema too), inserts, and resolves with
+   * the stored tenant and the sequence of its `tenant.created` event;
+   * `actor` is its creator, `caller` who waits for it (see Batcher).
    */
   async create(input: NewTenant, actor?: string, caller?: Caller): Promise<{ tenant: Tenant; eventSequence: bigint | undefined }> {
-    const tenant = await this.batcher.submit(newTenant(input, actor), caller);
+    const tenant = await this.batcher.submit(await newTenant(input, this.schemas, { actor }), caller);
     return { tenant, eventSequence: this.sequences.get(tenant) };
   }
 }

@@ -13,6 +13,11 @@ const toWireState: Record<TenantState, State> = {
   DELETED: State.DELETED,
 };
 
+/** `name@version` as Tenant.params_schema carries it; empty for free-form params. */
+export function paramsSchemaBinding(tenant: Pick<Tenant, "paramsSchemaName" | "paramsSchemaVersion">): string {
+  return tenant.paramsSchemaName === null ? "" : `${tenant.paramsSchemaName}@${tenant.paramsSchemaVersion}`;
+}
+
 /** The etag is the row version, quoted as in HTTP so nobody mistakes it for a count. */
 export function tenantEtag(tenant: Pick<Tenant, "version">): string {
   return `"${tenant.version}"`;
@@ -30,5 +35,6 @@ export function toTenantMessage(tenant: Tenant): TenantMessage {
     state: toWireState[tenant.state],
     deleteTime: tenant.deletedAt ? timestampFromDate(tenant.deletedAt) : undefined,
     purgeTime: tenant.purgeAt ? timestampFromDate(tenant.purgeAt) : undefined,
+    paramsSchema: paramsSchemaBinding(tenant),
   });
 }

@@ -49,6 +49,8 @@ export function tenantFromRow(row: Record<string, unknown>, date: (value: unknow
     deletedAt: row.deleted_at == null ? null : date(row.deleted_at),
     purgeAt: row.purge_at == null ? null : date(row.purge_at),
     createdBy: (row.created_by as string | null | undefined) ?? null,
+    paramsSchemaName: (row.params_schema_name as string | null) ?? null,
+    paramsSchemaVersion: (row.params_schema_version as number | null) ?? null,
   };
 }
 
@@ -128,9 +130,11 @@ export class TenantRepository {
     // per column.
     const rows = await sqlQuery<{ tenant_id: string }>(
       this.em,
-      `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at, version, state, created_by)
-       SELECT id, name, domain, params, created_at, created_at, 1, state, created_by
-         FROM jsonb_to_recordset(?::jsonb) AS r(id uuid, name text, domain text, params jsonb, created_at timestamptz, state text, created_by uuid)
+      `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at, version, state, created_by, params_schema_name, params_schema_version)
+       SELECT id, name, domain, params, created_at, created_at, 1, state, created_by, params_schema_name, params_schema_version
+         FROM jsonb_to_recordset(?::jsonb)
+           AS r(id uuid, name text, domain text, params jsonb, created_at timestamptz, state text, created_by uuid,
+                params_schema_name text, params_schema_version integer)
        ON CONFLICT DO NOTHING RETURNING tenant_id`,
       [
         JSON.stringify(
@@ -142,6 +146,8 @@ export class TenantRepository {
             created_at: t.createdAt,
             state: t.state,
             created_by: t.createdBy,
+            params_schema_name: t.paramsSchemaName,
+            params_schema_version: t.paramsSchemaVersion,
           })),
         ),
       ],

@@ -18,6 +18,8 @@ import { boundedTransaction, readTimeoutMs } from "../database/bounded.js";
 import type { Deadline } from "../common/deadline.js";
 import { compileTenantFilter, FilterError } from "./filter/index.js";
 import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
+import type { ParamsSchemaRegistry } from "../params-schemas/params-schema.registry.js";
+import { parseBinding, type SchemaVersionRef } from "../params-schemas/params-schema.binding.js";
 
 /** A state a client may ask for; DELETED is reached only through delete. */
 export type RequestedState = "ACTIVE" | "SUSPENDED" | undefined;
@@ -27,6 +29,8 @@ export interface NewTenant {
   domain: string;
   params?: JsonObject;
   state?: RequestedState;
+  /** `name@version`; empty or absent for free-form params. */
+  paramsSchema?: string;
 }
 
 export interface TenantRules {
@@ -44,6 +48,8 @@ export interface TenantChanges {
   /** Undefined when the request leaves the state unspecified. */
   state: RequestedState | "DELETED";
   etag: string;
+  /** `name@version`, or empty. */
+  paramsSchema: string;
   /** `update_mask.paths`; empty means every field that the request sets. */
   paths: readonly string[];
 }
@@ -99,17 +105,31 @@ function checkCursor(order: SortColumn[], keys: string[]): void {
   if (!ok) throw invalidArgument("page_token", "is malformed: pass the next_page_token of a previous response");
 }
 
+const PARAMS_FIELDS = { params: "tenant.params", binding: "tenant.params_schema" };
+
 /**
  * A new tenant from a CreateTenant request, validated (INVALID_ARGUMENT with
  * every violation) and normalized; `actor` (a UUID, or undefined when
- * anonymous) is recorded as its creator.
+ * anonymous) is recorded as its creator. Bound to a params schema, its
+ * params are validated against it and get the schema's defaults; `em` reads
+ * a schema that this process has not compiled yet (in the caller's
+ * transaction).
  */
-export function newTenant(input: NewTenant, actor?: string): Tenant {
+export async function newTenant(
+  input: NewTenant,
+  schemas: ParamsSchemaRegistry,
+  options: { actor?: string; em?: EntityManager } = {},
+): Promise<Tenant> {
   const violations = new Violations();
   const name = checkName(input.name, "tenant.name", violations);
   const domain = checkDomain(input.domain, "tenant.domain", violations);
-  const params = input.params ?? {};
+  let params = input.params ?? {};
   checkParams(params, "tenant.params", violations);
+  const binding = parseBinding(input.paramsSchema ?? "", PARAMS_FIELDS.binding, violations);
+  // Only params that are valid JSON for the database are given to the schema.
+  if (binding && !violations.has(PARAMS_FIELDS.params)) {
+    params = await schemas.apply(binding, params, PARAMS_FIELDS, violations, options.em);
+  }
   violations.throwIfAny();
   const now = new Date();
   return {
@@ -123,7 +143,9 @@ export function newTenant(input: NewTenant, actor?: string): Tenant {
     state: input.state ?? "ACTIVE",
     deletedAt: null,
     purgeAt: null,
-    createdBy: actor ?? null,
+    createdBy: options.actor ?? null,
+    paramsSchemaName: binding?.name ?? null,
+    paramsSchemaVersion: binding?.version ?? null,
   };
 }
 
@@ -165,6 +187,7 @@ export class TenantService {
    */
   constructor(
     private readonly em: EntityManager,
+    private readonly schemas: ParamsSchemaRegistry,
     private readonly rules: TenantRules = defaultTenantRules,
     private readonly receipt: WriteReceipt = new WriteReceipt(undefined),
     private readonly deadline?: Deadline,
@@ -175,7 +198,7 @@ export class TenantService {
    * the deadline); else see TenantInserter.
    */
   async create(input: NewTenant): Promise<Tenant> {
-    const tenant = newTenant(input, this.receipt.actor);
+    const tenant = await newTenant(input, this.schemas, { actor: this.receipt.actor, em: this.em });
     await this.inTransaction(async (em) => {
       await new TenantRepository(em).insert(tenant);
       await readEventSequence(em, this.receipt);
@@ -251,10 +274,14 @@ export class TenantService {
             ...(changes.domain !== "" ? [{ field: "domain" as const }] : []),
             ...(changes.params !== undefined ? [{ field: "params" as const }] : []),
             ...(changes.state !== undefined ? [{ field: "state" as const }] : []),
+            ...(changes.paramsSchema !== "" ? [{ field: "params_schema" as const }] : []),
           ];
     let name: string | undefined;
     let domain: string | undefined;
+    // undefined: the binding stays; null: free-form.
+    let binding: SchemaVersionRef | null | undefined;
     for (const path of paths) {
+      if (path.field === "params_schema") binding = parseBinding(changes.paramsSchema, PARAMS_FIELDS.binding, violations);
       if (path.field === "name") name = checkName(changes.name, "tenant.name", violations);
       if (path.field === "domain") domain = checkDomain(changes.domain, "tenant.domain", violations);
       if (path.field === "state" && changes.state !== "ACTIVE" && changes.state !== "SUSPENDED") {
@@ -273,15 +300,32 @@ export class TenantService {
       checkEtag(tenant, changes.etag);
       if (tenant.state === "DELETED") throw deleted(tenant);
       let params = (tenant.params ?? {}) as JsonObject;
+      let writesParams = false;
       for (const path of paths) {
         if (path.field === "state") tenant.state = changes.state as "ACTIVE" | "SUSPENDED";
         else if (path.field === "name") tenant.name = name!;
         else if (path.field === "domain") tenant.domain = domain!;
-        else if (path.field === "params.key") params = applyParamsKey(params, path.keys, changes.params);
-        else params = changes.params ?? {};
+        else if (path.field === "params_schema") writesParams = true;
+        else if (path.field === "params.key") {
+          params = applyParamsKey(params, path.keys, changes.params);
+          writesParams = true;
+        } else {
+          params = changes.params ?? {};
+          writesParams = true;
+        }
       }
       const violationsAfter = new Violations();
       checkParams(params, "tenant.params", violationsAfter);
+      if (binding !== undefined) {
+        tenant.paramsSchemaName = binding?.name ?? null;
+        tenant.paramsSchemaVersion = binding?.version ?? null;
+      }
+      // Validated (and defaults filled in) only when params or the binding
+      // change: a rename or a suspension leaves params as they are.
+      const bound = tenant.paramsSchemaName === null ? null : { name: tenant.paramsSchemaName, version: tenant.paramsSchemaVersion! };
+      if (writesParams && bound && violationsAfter.empty) {
+        params = await this.schemas.apply(bound, params, PARAMS_FIELDS, violationsAfter, em);
+      }
       violationsAfter.throwIfAny();
       tenant.params = params;
       tenant.updatedAt = new Date();

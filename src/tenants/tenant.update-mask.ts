@@ -2,7 +2,7 @@ import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Violations } from "../common/errors.js";
 
 export type TenantMaskPath =
-  | { field: "name" | "domain" | "params" | "state" }
+  | { field: "name" | "domain" | "params" | "state" | "params_schema" }
   /** One nested key of params: `params.a.b` is keys ["a", "b"]. */
   | { field: "params.key"; keys: string[] };
 
@@ -23,14 +23,14 @@ export function parseTenantMask(paths: readonly string[], violations: Violations
       return;
     }
     const [head, ...keys] = segments;
-    if ((head === "name" || head === "domain" || head === "params" || head === "state") && keys.length === 0) {
+    if ((head === "name" || head === "domain" || head === "params" || head === "state" || head === "params_schema") && keys.length === 0) {
       parsed.push({ field: head });
     } else if (head === "params") {
       parsed.push({ field: "params.key", keys });
     } else if (head !== undefined && outputOnly.has(head) && keys.length === 0) {
       violations.add(field, `"${head}" is output only and cannot be updated`);
     } else {
-      violations.add(field, `unknown path "${path}": expected name, domain, state, params or params.<key>[.<key>...]`);
+      violations.add(field, `unknown path "${path}": expected name, domain, state, params_schema, params or params.<key>[.<key>...]`);
     }
   });
   return parsed;

@@ -31,6 +31,7 @@ const request = fc
           params: json.object as fc.Arbitrary<JsonObject>,
           etag: fc.string(),
           state: fc.constantFrom(Tenant_State.STATE_UNSPECIFIED, Tenant_State.ACTIVE, Tenant_State.SUSPENDED, Tenant_State.DELETED),
+          paramsSchema: fc.oneof(fc.constantFrom("program@3", ""), fc.string({ unit: "binary" })),
         },
         { requiredKeys: [] },
       ),

@@ -37,6 +37,7 @@ const tenant = fc
     state: fc.constantFrom(Tenant_State.STATE_UNSPECIFIED, Tenant_State.ACTIVE, Tenant_State.SUSPENDED, Tenant_State.DELETED),
     deleteTime: timestamp,
     purgeTime: timestamp,
+    paramsSchema: fc.oneof(fc.constantFrom("", "program@3"), fc.string({ unit: "binary" })),
   })
   .map((fields) => create(TenantSchema, fields));
 
@@ -71,6 +72,7 @@ describe("hand-written tenant encoders", () => {
       params: { a: null, b: -0, c: [1, "x", [true], { d: {} }], "": "", é: { f: false }, ...JSON.parse('{"__proto__": {"g": 1}}') },
       createTime: timestampFromMs(-1),
       state: Tenant_State.ACTIVE,
+      paramsSchema: "white-label.theme@12",
     });
     expect(Buffer.from(encodeTenant(t))).toEqual(Buffer.from(toBinary(TenantSchema, t)));
   });
