@@ -10,11 +10,13 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 import { EventService } from "../gen/tenancy/v1/event_pb.js";
+import { ParamsSchemaService } from "../gen/tenancy/v1/params_schema_pb.js";
 
 export * from "../gen/tenancy/v1/tenant_pb.js";
 export * from "../gen/tenancy/v1/membership_pb.js";
 export * from "../gen/tenancy/v1/event_pb.js";
-export { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+export * from "../gen/tenancy/v1/params_schema_pb.js";
+export { BadRequestSchema, ErrorInfoSchema, PreconditionFailureSchema } from "../gen/google/rpc/error_details_pb.js";
 
 export interface TenancyClientOptions {
   /** Where the service listens, e.g. `http://localhost:8080`. */
@@ -32,6 +34,7 @@ export interface TenancyClients {
   tenants: Client<typeof TenantService>;
   memberships: Client<typeof MembershipService>;
   events: Client<typeof EventService>;
+  paramsSchemas: Client<typeof ParamsSchemaService>;
 }
 
 export function createTenancyClients(options: TenancyClientOptions): TenancyClients {
@@ -51,5 +54,6 @@ export function createTenancyClients(options: TenancyClientOptions): TenancyClie
     tenants: createClient(TenantService, transport),
     memberships: createClient(MembershipService, transport),
     events: createClient(EventService, transport),
+    paramsSchemas: createClient(ParamsSchemaService, transport),
   };
 }

@@ -5,6 +5,8 @@ import { EventService, file_tenancy_v1_event } from "../gen/tenancy/v1/event_pb.
 import { eventHandler } from "./events/event.handler.js";
 import type { EventHub } from "./events/event.hub.js";
 import type { WatchOptions } from "./events/event.service.js";
+import { file_tenancy_v1_params_schema, ParamsSchemaService } from "../gen/tenancy/v1/params_schema_pb.js";
+import { paramsSchemaHandler } from "./params-schemas/params-schema.handler.js";
 import { file_health_v1_health, Health } from "../gen/health/v1/health_pb.js";
 import { file_grpc_reflection_v1_reflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -40,11 +42,16 @@ export function routes(deps: RouteDeps) {
     router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, paramsSchemas: deps.paramsSchemas, rules: deps.tenantRules })));
     router.service(MembershipService, membershipHandler({ inserter: deps.membershipInserter }));
     router.service(EventService, eventHandler({ hub: deps.eventHub, watch: deps.watch }));
-    router.service(Health, healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName, EventService.typeName]));
+    router.service(ParamsSchemaService, paramsSchemaHandler({ registry: deps.paramsSchemas }));
+    router.service(
+      Health,
+      healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName, EventService.typeName, ParamsSchemaService.typeName]),
+    );
     registerReflection(router, [
       file_tenancy_v1_tenant,
       file_tenancy_v1_membership,
       file_tenancy_v1_event,
+      file_tenancy_v1_params_schema,
       file_health_v1_health,
       file_grpc_reflection_v1_reflection,
       file_grpc_reflection_v1alpha_reflection,

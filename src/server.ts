@@ -32,6 +32,7 @@ import { EventHub, type EventHubOptions } from "./events/event.hub.js";
 import { defaultWatchOptions, type WatchOptions } from "./events/event.service.js";
 import { EventRelay, type EventRelayOptions } from "./events/event.relay.js";
 import { ParamsSchemaRegistry } from "./params-schemas/params-schema.registry.js";
+import { ParamsSchemaService } from "../gen/tenancy/v1/params_schema_pb.js";
 
 export interface ServerDeps {
   orm: MikroORM;
@@ -146,7 +147,7 @@ export function createServer(deps: ServerDeps): Server {
   // Unary gRPC with binary protobuf, the common case, skips Connect's generic
   // protocol layer, with the same interceptors and handlers (src/rpc/grpc-fast-path.ts).
   const grpcFastPath = createGrpcFastPath({
-    services: [TenantService, MembershipService],
+    services: [TenantService, MembershipService, ParamsSchemaService],
     interceptors,
     contextValues,
     readMaxBytes,

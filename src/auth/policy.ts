@@ -4,6 +4,7 @@ import type { EntityManager } from "@mikro-orm/postgresql";
 import { TenantSchema, TenantService, type LookupTenantRequest, type UpdateTenantRequest } from "../../gen/tenancy/v1/tenant_pb.js";
 import { MembershipService } from "../../gen/tenancy/v1/membership_pb.js";
 import { EventService } from "../../gen/tenancy/v1/event_pb.js";
+import { ParamsSchemaService } from "../../gen/tenancy/v1/params_schema_pb.js";
 import { invalidArgument, Violations } from "../common/errors.js";
 import { optionalId, requireId } from "../common/ids.js";
 import { hasAdminRole } from "../memberships/membership.roles.js";
@@ -26,6 +27,10 @@ import { procedureOf } from "../rpc/procedure.js";
  * |                             | delete T's memberships (the service keeps T's last admin)        |
  * | member of T                 | get/look up T; get and list their own memberships                |
  * | anyone else                 | nothing                                                          |
+ *
+ * Every authenticated caller may read params schemas (GetParamsSchema,
+ * ListParamsSchemas); registering them, checking and rebinding tenants, and
+ * changing a tenant's `params_schema` are for platform administrators.
  *
  * ListTenants is open to every caller but shows a non-administrator only the
  * tenants they belong to (`tenantsVisibleTo`). So are ListEvents and
@@ -141,6 +146,12 @@ rule(TenantService.method.updateTenant, async (request, caller) => {
   if (!decision.allowed) return decision;
   return changesOnlyParams(request) ? ALLOW : deny(PARAMS_ONLY);
 });
+
+// Params schemas are the contract of params: every caller may read them
+// (a tenant administrator needs to know what their params may hold). Writing
+// them, checking and rebinding tenants have no rule: platform administrators.
+rule(ParamsSchemaService.method.getParamsSchema, () => ALLOW);
+rule(ParamsSchemaService.method.listParamsSchemas, () => ALLOW);
 
 rule(MembershipService.method.createMembership, async (request, caller) => {
   if (!request.membership) throw invalidArgument("membership", "is required");

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
 
 /** The `google.rpc.ErrorInfo.domain` of every error this service raises. */
 export const ERROR_DOMAIN = "tenancy.v1";
@@ -63,6 +63,25 @@ export class ResourceExhaustedError extends ReasonedError {
   readonly code = Code.ResourceExhausted;
 }
 
+/** One entry of a `google.rpc.PreconditionFailure`. */
+export interface PreconditionViolation {
+  type: string;
+  subject: string;
+  description: string;
+}
+
+/** FAILED_PRECONDITION that also lists what failed, as a `google.rpc.PreconditionFailure`. */
+export class PreconditionFailuresError extends FailedPreconditionError {
+  constructor(
+    reason: string,
+    message: string,
+    metadata: Record<string, string>,
+    readonly violations: PreconditionViolation[],
+  ) {
+    super(reason, message, metadata);
+  }
+}
+
 /**
  * Messages quote client input, which may be cut in the middle of a surrogate
  * pair or carry a lone one; such text cannot be percent-encoded into the
@@ -86,12 +105,21 @@ export function toConnectError(error: DomainError): ConnectError {
   }
   if (error instanceof ReasonedError) {
     const metadata = Object.fromEntries(Object.entries(error.metadata).map(([k, v]) => [k, wellFormed(v)]));
-    return new ConnectError(message, error.code, undefined, [
+    const details: ConstructorParameters<typeof ConnectError>[3] = [
       {
         desc: ErrorInfoSchema,
         value: create(ErrorInfoSchema, { reason: error.reason, domain: ERROR_DOMAIN, metadata }),
       },
-    ]);
+    ];
+    if (error instanceof PreconditionFailuresError) {
+      details.push({
+        desc: PreconditionFailureSchema,
+        value: create(PreconditionFailureSchema, {
+          violations: error.violations.map((v) => ({ type: v.type, subject: wellFormed(v.subject), description: wellFormed(v.description) })),
+        }),
+      });
+    }
+    return new ConnectError(message, error.code, undefined, details);
   }
   return new ConnectError(message, error.code);
 }

@@ -42,12 +42,18 @@ async function until<T>(read: () => Promise<T>, accept: (value: T) => boolean, t
 describe("grpc.health.v1.Health", () => {
   it("answers SERVING for the server and each service, NOT_FOUND for unknown names", async () => {
     const health = createClient(Health, createGrpcTransport({ baseUrl: server.baseUrl }));
-    for (const service of ["", "tenancy.v1.TenantService", "tenancy.v1.MembershipService", "tenancy.v1.EventService"]) {
+    for (const service of ["", "tenancy.v1.TenantService", "tenancy.v1.MembershipService", "tenancy.v1.EventService", "tenancy.v1.ParamsSchemaService"]) {
       expect((await health.check({ service })).status).toBe(Status.SERVING);
     }
     expect((await rpcError(health.check({ service: "tenancy.v1.Nope" }))).code).toBe(Code.NotFound);
     const list = await health.list({});
-    expect(Object.keys(list.statuses).sort()).toEqual(["", "tenancy.v1.EventService", "tenancy.v1.MembershipService", "tenancy.v1.TenantService"]);
+    expect(Object.keys(list.statuses).sort()).toEqual([
+      "",
+      "tenancy.v1.EventService",
+      "tenancy.v1.MembershipService",
+      "tenancy.v1.ParamsSchemaService",
+      "tenancy.v1.TenantService",
+    ]);
     const ready = await fetch(`${server.baseUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ status: "SERVING" });

@@ -133,6 +133,7 @@ describe.each(versions)("grpc.reflection.%s.ServerReflection", (_version, open) 
         "grpc.reflection.v1alpha.ServerReflection",
         "tenancy.v1.EventService",
         "tenancy.v1.MembershipService",
+        "tenancy.v1.ParamsSchemaService",
         "tenancy.v1.TenantService",
       ].sort(),
     );

@@ -10,6 +10,7 @@ import type { TenantCaching } from "../../src/cache/tenant-caching.js";
 import type { TenantLoader } from "../../src/tenants/tenant.loader.js";
 import type { TenantInserter } from "../../src/tenants/tenant.inserter.js";
 import type { MembershipInserter } from "../../src/memberships/membership.inserter.js";
+import type { ParamsSchemaRegistry } from "../../src/params-schemas/params-schema.registry.js";
 import { HealthMonitor } from "../../src/health/health.monitor.js";
 import type { EventHub } from "../../src/events/event.hub.js";
 import type { EventRelay } from "../../src/events/event.relay.js";
@@ -36,6 +37,7 @@ export interface TestServer {
   membershipInserter: MembershipInserter;
   eventHub: EventHub;
   eventRelay: EventRelay | undefined;
+  paramsSchemas: ParamsSchemaRegistry;
   close(): Promise<void>;
 }
 
@@ -116,6 +118,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     membershipInserter: server.membershipInserter,
     eventHub: server.eventHub,
     eventRelay: server.eventRelay,
+    paramsSchemas: server.paramsSchemas,
     connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
     grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
     async close() {

@@ -20,7 +20,7 @@ export const MAX_FILTER_LENGTH = 2000;
 export const MAX_DEPTH = 32;
 export const MAX_COMPARISONS = 100;
 
-export type ColumnField = "name" | "domain" | "create_time" | "update_time";
+export type ColumnField = "name" | "domain" | "create_time" | "update_time" | "params_schema";
 
 export type Field =
   | { kind: "column"; name: ColumnField; position: number }
@@ -46,7 +46,7 @@ export type FilterNode =
   | { kind: "and" | "or"; children: FilterNode[] }
   | { kind: "not"; child: FilterNode };
 
-const COLUMN_FIELDS: readonly string[] = ["name", "domain", "create_time", "update_time"] satisfies ColumnField[];
+const COLUMN_FIELDS: readonly string[] = ["name", "domain", "create_time", "update_time", "params_schema"] satisfies ColumnField[];
 
 const NUMBER = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
 

@@ -69,7 +69,23 @@ function compileComparison(comparison: Comparison, params: unknown[]): string {
     case "create_time":
     case "update_time":
       return compileTimestamp(comparison, TIMESTAMP_COLUMNS[field.name], params);
+    case "params_schema":
+      return compileParamsSchema(comparison, params);
   }
+}
+
+/**
+ * The binding as Tenant.params_schema shows it, `name@version`, or empty
+ * for free-form tenants: `=` and `!=` compare it whole, `:` looks for a
+ * fragment (`params_schema:"program@"` finds every version of program).
+ */
+function compileParamsSchema(comparison: Comparison, params: unknown[]): string {
+  const { operator } = comparison;
+  const binding = `coalesce(params_schema_name || '@' || params_schema_version, '')`;
+  const placeholder = bind(params, stringValue(comparison), "text");
+  if (operator === ":") return `strpos(${binding}, ${placeholder}) > 0`;
+  if (operator === "=" || operator === "!=") return `${binding} ${SQL_OPERATORS[operator]} ${placeholder}`;
+  throw wrongOperator(comparison, "params_schema");
 }
 
 /** Appends a bound value and returns its placeholder. */
