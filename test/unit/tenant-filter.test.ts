@@ -81,6 +81,23 @@ describe("compileTenantFilter: domain", () => {
   });
 });
 
+describe("compileTenantFilter: params_schema", () => {
+  const BINDING = "coalesce(params_schema_name || '@' || params_schema_version, '')";
+  it("compares the binding text whole with = and !=, empty for free-form tenants", () => {
+    expect(compile('params_schema = "program@3"')).toEqual({ sql: `${BINDING} = ?::text`, params: ["program@3"] });
+    expect(compile('params_schema != ""')).toEqual({ sql: `${BINDING} <> ?::text`, params: [""] });
+  });
+
+  it("makes : a substring test (every version of a name)", () => {
+    expect(compile('params_schema:"program@"')).toEqual({ sql: `strpos(${BINDING}, ?::text) > 0`, params: ["program@"] });
+  });
+
+  it("refuses ordering operators and non-string values", () => {
+    expectError('params_schema < "a"', 15, /cannot be used on params_schema/);
+    expectError("params_schema = 3", 17, /expects a string value/);
+  });
+});
+
 describe("compileTenantFilter: timestamps", () => {
   it("maps create_time and update_time to their columns", () => {
     expect(compile('create_time > "2026-01-01T00:00:00Z"')).toEqual({
