@@ -33,6 +33,8 @@ import {
   LIST_FILTER,
   MIXED,
   newTenant,
+  PROGRAM_BINDING,
+  programParams,
   tenantDomain,
   tenantId,
   tenantParams,
@@ -123,6 +125,13 @@ const paramsField = Array.from({ length: PARAM_VARIANTS }, (_, i) =>
   Buffer.from(toBinary(TenantSchema, create(TenantSchema, { params: tenantParams(i) }))),
 );
 
+const programJson = Array.from({ length: PARAM_VARIANTS }, (_, i) => JSON.stringify(programParams(i)));
+const programField = Array.from({ length: PARAM_VARIANTS }, (_, i) =>
+  Buffer.from(toBinary(TenantSchema, create(TenantSchema, { params: programParams(i) }))),
+);
+// Tenant.params_schema (field 11).
+const bindingField = Buffer.from(toBinary(TenantSchema, create(TenantSchema, { paramsSchema: PROGRAM_BINDING })));
+
 function lengthDelimited(field: number, bytes: Buffer): Buffer[] {
   const header: number[] = [(field << 3) | 2];
   for (let n = bytes.length; ; n >>>= 7) {
@@ -141,13 +150,18 @@ function createMembershipBody(tenant: string, user: string): Buffer {
   return frame(Buffer.concat(lengthDelimited(1, membership)));
 }
 
-/** A framed CreateTenantRequest { tenant { name, domain, params } } built from pre-encoded params. */
-function createTenantBody(seq: string, variant: number): Buffer {
+/**
+ * A framed CreateTenantRequest { tenant { name, domain, params[, params_schema] } }
+ * built from pre-encoded params: the seed's, or the learning program's with
+ * or without its schema.
+ */
+function createTenantBody(seq: string, variant: number, kind: "seed" | "program" | "bound" = "seed"): Buffer {
   const t = newTenant(seq);
   const tenant = Buffer.concat([
     ...lengthDelimited(2, Buffer.from(t.name)),
     ...lengthDelimited(3, Buffer.from(t.domain)),
-    paramsField[variant % PARAM_VARIANTS]!,
+    (kind === "seed" ? paramsField : programField)[variant % PARAM_VARIANTS]!,
+    ...(kind === "bound" ? [bindingField] : []),
   ]);
   return frame(Buffer.concat(lengthDelimited(1, tenant)));
 }
@@ -160,6 +174,9 @@ function rpcOps(): Ops {
     list: (w) => c(w).tenants.listTenants({ pageSize: 50, filter: LIST_FILTER }),
     listMemberships: (w) => c(w).memberships.listMemberships({ userId: pick(userIds) }),
     createTenant: (w) => c(w).tenants.createTenant({ tenant: newTenant(uniqueSeq(runTag, counter++)) }),
+    createTenantProgram: (w) => c(w).tenants.createTenant({ tenant: { ...newTenant(uniqueSeq(runTag, counter)), params: programParams(counter++) } }),
+    createTenantBound: (w) =>
+      c(w).tenants.createTenant({ tenant: { ...newTenant(uniqueSeq(runTag, counter)), params: programParams(counter++), paramsSchema: PROGRAM_BINDING } }),
     createMembership: (w) => c(w).memberships.createMembership({ membership: { tenantId: pick(ids), userId: randomUUID() } }),
     update: (w) =>
       c(w).tenants.updateTenant({ tenant: { id: pick(ids), params: tenantParams(counter++) }, updateMask: { paths: ["params"] } }),
@@ -182,6 +199,14 @@ function rawOps(): Ops {
       const n = counter++;
       return c(w).call(tenantPath("CreateTenant"), createTenantBody(uniqueSeq(runTag, n), n));
     },
+    createTenantProgram: (w) => {
+      const n = counter++;
+      return c(w).call(tenantPath("CreateTenant"), createTenantBody(uniqueSeq(runTag, n), n, "program"));
+    },
+    createTenantBound: (w) => {
+      const n = counter++;
+      return c(w).call(tenantPath("CreateTenant"), createTenantBody(uniqueSeq(runTag, n), n, "bound"));
+    },
     createMembership: (w) => c(w).call(membershipPath("CreateMembership"), createMembershipBody(pick(ids), randomUUID())),
     update: (w) =>
       c(w).call(
@@ -193,6 +218,12 @@ function rawOps(): Ops {
 
 function sqlOps(db: pg.Pool): Ops {
   const planPath = [["plan"], ["plan"], "pro"];
+  const insertProgram = () => {
+    const n = counter++;
+    const t = newTenant(uniqueSeq(runTag, n));
+    const now = new Date();
+    return db.query(baselineSql.createTenant[0], [randomUUID(), t.name, t.domain, programJson[n % PARAM_VARIANTS], now, now, "ACTIVE", null, null]);
+  };
   return {
     get: () => db.query(baselineSql.get[0], [pick(ids)]),
     lookup: () => db.query(baselineSql.lookup[0], [pick(domains)]),
@@ -207,6 +238,8 @@ function sqlOps(db: pg.Pool): Ops {
       const now = new Date();
       return db.query(baselineSql.createTenant[0], [randomUUID(), t.name, t.domain, paramsJson[n % PARAM_VARIANTS], now, now, "ACTIVE", null, null]);
     },
+    createTenantProgram: () => insertProgram(),
+    createTenantBound: () => insertProgram(),
     createMembership: () => {
       const now = new Date();
       return db.query(baselineSql.createMembership[0], [randomUUID(), pick(ids), randomUUID(), null, null, now, now, "{}"]);

@@ -21,6 +21,8 @@ import {
   coalescedSql,
   LIST_FILTER,
   MEMBERSHIPS_PER_USER,
+  PROGRAM_SCHEMA_NAME,
+  programSchema,
   tenantDomain,
   tenantId,
   tenantParamsSql,
@@ -94,6 +96,8 @@ interface Scenario {
   cache: boolean;
   writes?: boolean;
   target?: Target;
+  /** Compared with this scenario of the same run (same service) instead of the direct-SQL baseline. */
+  relativeTo?: string;
 }
 
 const allScenarios: Scenario[] = [
@@ -102,6 +106,19 @@ const allScenarios: Scenario[] = [
   { id: "list", label: "ListTenants (50, filter)", op: "list", cache: false },
   { id: "list-memberships", label: "ListMemberships (user)", op: "listMemberships", cache: false },
   { id: "create-tenant", label: "CreateTenant", op: "createTenant", cache: false, writes: true, target: { minRatio: 0.5 } },
+  // The same creates with about 900 bytes of a learning program's settings,
+  // free-form and then bound to the 20-property example schema: what
+  // validating every write costs.
+  { id: "create-tenant-program", label: "CreateTenant, program params", op: "createTenantProgram", cache: false, writes: true },
+  {
+    id: "create-tenant-schema",
+    label: "CreateTenant, program params, schema",
+    op: "createTenantBound",
+    cache: false,
+    writes: true,
+    relativeTo: "create-tenant-program",
+    target: { minRatio: 0.9 },
+  },
   { id: "create-membership", label: "CreateMembership", op: "createMembership", cache: false, writes: true, target: { minRatio: 0.5 } },
   { id: "get-cached", label: "GetTenant, cache", op: "get", cache: true, target: { minRatio: 2, p99AtHalfRateMs: 2 } },
   { id: "lookup-cached", label: "LookupTenant, cache", op: "lookup", cache: true, target: { minRatio: 2, p99AtHalfRateMs: 2 } },
@@ -280,6 +297,7 @@ async function seed(db: Database, data: DataSet): Promise<Date> {
          FROM generate_series(0, $4::int - 1) m`,
       [n, k, stride, Math.floor(data.memberships / k) * k],
     );
+    await client.query(`INSERT INTO "ParamsSchemas" (name, version, schema) VALUES ($1, 1, $2)`, [PROGRAM_SCHEMA_NAME, JSON.stringify(programSchema())]);
     await client.query(`VACUUM ANALYZE "Tenants"`);
     await client.query(`VACUUM ANALYZE "UserTenantMapping"`);
     const { rows } = await client.query<{ now: Date }>("SELECT clock_timestamp() AS now");
@@ -578,6 +596,8 @@ async function captureSql(service: Service, captureFile: string, ops: Op[]): Pro
     list: () => tenants.listTenants({ pageSize: 50, filter: LIST_FILTER }, options),
     listMemberships: () => memberships.listMemberships({ userId: userId(0) }, options),
     createTenant: () => tenants.createTenant({ tenant: { name: `Capture ${process.pid}`, domain: `capture-${process.pid}.bench.example` } }, options),
+    createTenantProgram: () => Promise.resolve(),
+    createTenantBound: () => Promise.resolve(),
     createMembership: () => memberships.createMembership({ membership: { tenantId: tenantId(2), userId: crypto.randomUUID() } }, options),
     update: () => tenants.updateTenant({ tenant: { id: tenantId(3), params: { plan: "pro" } }, updateMask: { paths: ["params"] } }, options),
   };
@@ -685,6 +705,10 @@ interface ScenarioResult {
   service: Figures;
   baseline?: Figures;
   ratio?: number;
+  /** The scenario the ratio is relative to, when not the direct-SQL baseline. */
+  relativeTo?: string;
+  /** With relativeTo: the ratio of each pair of alternating runs (sorted); `ratio` is their median. */
+  pairRatios?: number[];
   /** Open loop at half of the maximum rate (cached scenarios). */
   halfRate?: { rate: number; figures: Figures };
   target?: Target;
@@ -802,16 +826,40 @@ async function main(): Promise<void> {
     const runScenario = async (scenario: Scenario, service: Service) => {
       log(`${scenario.label}: ${service.workers} worker(s), cache ${scenario.cache ? "on" : "off"}`);
       await primeCache(scenario, service);
-      const figures = await measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes });
-      const baseline = await baselineFor(scenario.op, scenario.writes);
+      const reference = scenario.relativeTo ? allScenarios.find((s) => s.id === scenario.relativeTo) : undefined;
+      let figures: Figures;
+      let ratio: number;
+      let baseline: Figures | undefined;
+      let pairRatios: number[] | undefined;
+      if (reference) {
+        // Run for run, alternating with the scenario it is compared with, so
+        // that load from outside the benchmark weighs on both alike; the
+        // ratio is the median of the pairs', the figures those of that pair.
+        const pairs: Array<{ figures: Figures; ratio: number }> = [];
+        for (let r = 0; r < settings.runs; r++) {
+          const other = await measure(load!, reference.op, "rpc", service, { db, seededAt, writes: reference.writes, runs: 1 });
+          const own = await measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes, runs: 1 });
+          pairs.push({ figures: own, ratio: own.rps / other.rps });
+        }
+        pairs.sort((a, b) => a.ratio - b.ratio);
+        const middle = pairs[Math.floor((pairs.length - 1) / 2)]!;
+        figures = middle.figures;
+        ratio = median(pairs.map((p) => p.ratio));
+        pairRatios = pairs.map((p) => p.ratio);
+      } else {
+        figures = await measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes });
+        baseline = await baselineFor(scenario.op, scenario.writes);
+        ratio = figures.rps / baseline.rps;
+      }
       const result: ScenarioResult = {
         id: scenario.id,
         label: scenario.label,
         workers: service.workers,
         cache: scenario.cache,
         service: figures,
-        baseline,
-        ratio: figures.rps / baseline.rps,
+        ...(baseline ? { baseline } : {}),
+        ratio,
+        ...(reference ? { relativeTo: reference.id, pairRatios } : {}),
         ...(scenario.target ? { target: scenario.target } : {}),
       };
       if (scenario.target?.p99AtHalfRateMs !== undefined) {
@@ -915,7 +963,7 @@ async function main(): Promise<void> {
         fmt(r.service.servicePeakRssMb),
         fmt(r.baseline?.rps),
         ms(r.baseline?.p99),
-        r.ratio === undefined ? "-" : `${r.ratio.toFixed(2)}x`,
+        r.ratio === undefined ? "-" : `${r.ratio.toFixed(2)}x${r.relativeTo ? ` ${r.relativeTo}` : ""}`,
         r.target ? `${r.met ? "met" : "MISSED"} (>=${r.target.minRatio}x${r.target.p99AtHalfRateMs ? `, p99@50% <${r.target.p99AtHalfRateMs}ms` : ""})` : "",
       ]);
     }
@@ -962,6 +1010,9 @@ async function main(): Promise<void> {
           `change feed: ${w.op} ${fmt(w.withEvents)}/s with events, ${fmt(w.withoutEvents)}/s with the event triggers off: ${w.ratio.toFixed(2)}x (target >= 0.85x ${w.ratio >= 0.85 ? "met" : "MISSED"})`,
         );
       }
+    }
+    for (const r of results.filter((r) => r.pairRatios)) {
+      lines.push(`${r.label} against ${r.relativeTo}, run for run (alternating): ${r.pairRatios!.map((x) => `${x.toFixed(2)}x`).join(", ")}; median ${r.ratio!.toFixed(2)}x`);
     }
     if (pgbench) lines.push(`pgbench (select by primary key, ${pgbench.clients} clients, ${pgbench.mode}): ${fmt(pgbench.tps)} tps`);
     else lines.push("pgbench: not found on this machine (set BENCH_PGBENCH)");

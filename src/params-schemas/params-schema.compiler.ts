@@ -55,9 +55,17 @@ export class SchemaCompileError extends Error {
   }
 }
 
-/** A compiled params schema: fills defaults into a copy of params, then validates it. */
+/** A compiled params schema: fills defaults into params, then validates them. */
 export interface CompiledParamsSchema {
-  apply(params: JsonObject): { params: JsonObject; violations: SchemaViolation[] };
+  /**
+   * The params with the schema's defaults filled in, and what the schema
+   * refuses in them. `inPlace` when the caller owns `params` and nothing
+   * else shares any part of them (a request's own message): the defaults
+   * are then written into them instead of into a copy.
+   */
+  apply(params: JsonObject, options?: { inPlace?: boolean }): { params: JsonObject; violations: SchemaViolation[] };
+  /** Whether the schema declares defaults (which may make valid params larger). */
+  readonly fillsDefaults: boolean;
 }
 
 /**
@@ -84,14 +92,26 @@ export class ParamsSchemaCompiler {
     } finally {
       this.ajv.removeSchema(document);
     }
+    // ajv writes defaults into the data it validates: the caller's params
+    // are copied first, unless the schema declares none or the caller says
+    // they are its own (a copy costs twice the validation).
+    const fills = declaresDefaults(document);
     return {
-      apply(params) {
-        const filled = structuredClone(params);
-        if (validate(filled)) return { params: filled, violations: [] };
-        return { params: filled, violations: describeErrors(validate.errors ?? [], filled) };
+      fillsDefaults: fills,
+      apply(params, options) {
+        const data = fills && !options?.inPlace ? structuredClone(params) : params;
+        if (validate(data)) return { params: data, violations: [] };
+        return { params: data, violations: describeErrors(validate.errors ?? [], data) };
       },
     };
   }
+}
+
+/** Whether a `default` keyword appears anywhere (a property named "default" counts too: a copy too many is harmless). */
+function declaresDefaults(value: JsonValue): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (Array.isArray(value)) return value.some(declaresDefaults);
+  return Object.hasOwn(value, "default") || Object.values(value).some(declaresDefaults);
 }
 
 /** What is refused before ajv looks at the document: size, depth, numbers JSON cannot hold, other dialects. */
@@ -110,10 +130,13 @@ function documentProblems(document: JsonObject): SchemaViolation[] {
 
 function findDepthOrNumberProblem(value: JsonValue, path: string, depth: number): SchemaViolation | undefined {
   if (typeof value === "number") return Number.isFinite(value) ? undefined : { path, description: "numbers must be finite" };
+  // Defaults end up in params, which cannot hold U+0000 (PostgreSQL's jsonb).
+  if (typeof value === "string") return value.includes("\u0000") ? { path, description: "strings must not contain U+0000" } : undefined;
   if (value === null || typeof value !== "object") return undefined;
   if (depth > SCHEMA_MAX_DEPTH) return { path, description: `must be nested at most ${SCHEMA_MAX_DEPTH} levels deep` };
   const entries: Array<[string, JsonValue]> = Array.isArray(value) ? value.map((v, i) => [`[${i}]`, v]) : Object.entries(value).map(([k, v]) => [keySegment(k), v]);
   for (const [segment, child] of entries) {
+    if (segment.includes("\u0000")) return { path, description: "keys must not contain U+0000" };
     const problem = findDepthOrNumberProblem(child, path + segment, depth + 1);
     if (problem) return problem;
   }

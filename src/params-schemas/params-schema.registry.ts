@@ -1,9 +1,9 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { FailedPreconditionError, type Violations } from "../common/errors.js";
-import { checkParams } from "../tenants/tenant.validation.js";
+import { PARAMS_MAX_BYTES } from "../tenants/tenant.validation.js";
 import { formatBinding, type SchemaVersionRef } from "./params-schema.binding.js";
-import { ParamsSchemaCompiler, SchemaCompileError, type CompiledParamsSchema, type SchemaViolation } from "./params-schema.compiler.js";
+import { ParamsSchemaCompiler, SchemaCompileError, type CompiledParamsSchema } from "./params-schema.compiler.js";
 import { ParamsSchemaRepository } from "./params-schema.repository.js";
 
 export const PARAMS_SCHEMA_UNUSABLE = "PARAMS_SCHEMA_UNUSABLE";
@@ -57,29 +57,31 @@ export class ParamsSchemaRegistry {
 
   /**
    * Params as they are stored under `ref`: with the schema's defaults filled
-   * in, each violation added at `field` + its path (`tenant.params.theme.color`).
-   * A version that is not registered is a violation of `bindingField`.
+   * in, each violation added at `fields.params` + its path
+   * (`tenant.params.theme.color`). A version that is not registered is a
+   * violation of `fields.binding`. The params must already be valid JSON for
+   * the database (checkParams); `inPlace` as in CompiledParamsSchema.apply.
    */
   async apply(
     ref: SchemaVersionRef,
     params: JsonObject,
     fields: { params: string; binding: string },
     violations: Violations,
-    em?: EntityManager,
+    options: { em?: EntityManager; inPlace?: boolean } = {},
   ): Promise<JsonObject> {
-    const result = await this.check(ref, params, em);
-    if (result === undefined) {
+    const compiled = await this.find(ref, options.em);
+    if (compiled === undefined) {
       violations.add(fields.binding, `no params schema ${formatBinding(ref)} is registered (see ParamsSchemaService.ListParamsSchemas)`);
       return params;
     }
+    const result = compiled.apply(params, { inPlace: options.inPlace });
     for (const v of result.violations) violations.add(fields.params + v.path, v.description);
-    if (result.violations.length === 0) checkParams(result.params, fields.params, violations);
+    // Defaults come from a registered document (finite numbers, no U+0000),
+    // so only the size limit can be newly broken.
+    if (result.violations.length === 0 && compiled.fillsDefaults) {
+      const bytes = Buffer.byteLength(JSON.stringify(result.params));
+      if (bytes > PARAMS_MAX_BYTES) violations.add(fields.params, `must be at most ${PARAMS_MAX_BYTES} bytes as JSON with the schema's defaults, got ${bytes}`);
+    }
     return result.params;
-  }
-
-  /** The params with defaults filled in and what the schema refuses in them; undefined when the version is not registered. */
-  async check(ref: SchemaVersionRef, params: JsonObject, em?: EntityManager): Promise<{ params: JsonObject; violations: SchemaViolation[] } | undefined> {
-    const compiled = await this.find(ref, em);
-    return compiled?.apply(params);
   }
 }

@@ -145,7 +145,7 @@ export class ParamsSchemaService {
       for (const tenant of rows) {
         after = tenant.id;
         checked += 1;
-        const result = compiled.apply(tenant.params);
+        const result = compiled.apply(tenant.params, { inPlace: true });
         if (result.violations.length > 0) {
           failures.push({ tenantId: tenant.id, tenantName: tenant.name, binding: tenant.binding, violations: result.violations });
           if (failures.length === limit) {
@@ -184,6 +184,7 @@ export class ParamsSchemaService {
         matched += rows.length;
         const changed: Array<{ id: string; params: JsonObject }> = [];
         for (const tenant of rows) {
+          // Compared with what was read: not in place.
           const result = compiled ? compiled.apply(tenant.params) : { params: tenant.params, violations: [] };
           if (result.violations.length > 0) {
             failedTenants += 1;

@@ -128,7 +128,8 @@ export async function newTenant(
   const binding = parseBinding(input.paramsSchema ?? "", PARAMS_FIELDS.binding, violations);
   // Only params that are valid JSON for the database are given to the schema.
   if (binding && !violations.has(PARAMS_FIELDS.params)) {
-    params = await schemas.apply(binding, params, PARAMS_FIELDS, violations, options.em);
+    // The request's own params: the defaults are written into them.
+    params = await schemas.apply(binding, params, PARAMS_FIELDS, violations, { em: options.em, inPlace: true });
   }
   violations.throwIfAny();
   const now = new Date();
@@ -324,7 +325,8 @@ export class TenantService {
       // change: a rename or a suspension leaves params as they are.
       const bound = tenant.paramsSchemaName === null ? null : { name: tenant.paramsSchemaName, version: tenant.paramsSchemaVersion! };
       if (writesParams && bound && violationsAfter.empty) {
-        params = await this.schemas.apply(bound, params, PARAMS_FIELDS, violationsAfter, em);
+        // Copied: parts of params may still be the loaded entity's.
+        params = await this.schemas.apply(bound, params, PARAMS_FIELDS, violationsAfter, { em });
       }
       violationsAfter.throwIfAny();
       tenant.params = params;
