@@ -837,8 +837,18 @@ async function main(): Promise<void> {
         // ratio is the median of the pairs', the figures those of that pair.
         const pairs: Array<{ figures: Figures; ratio: number }> = [];
         for (let r = 0; r < settings.runs; r++) {
-          const other = await measure(load!, reference.op, "rpc", service, { db, seededAt, writes: reference.writes, runs: 1 });
-          const own = await measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes, runs: 1 });
+          // Which goes first alternates too.
+          const measureOther = () => measure(load!, reference.op, "rpc", service, { db, seededAt, writes: reference.writes, runs: 1 });
+          const measureOwn = () => measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes, runs: 1 });
+          let other: Figures;
+          let own: Figures;
+          if (r % 2 === 0) {
+            other = await measureOther();
+            own = await measureOwn();
+          } else {
+            own = await measureOwn();
+            other = await measureOther();
+          }
           pairs.push({ figures: own, ratio: own.rps / other.rps });
         }
         pairs.sort((a, b) => a.ratio - b.ratio);
