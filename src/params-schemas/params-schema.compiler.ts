@@ -238,8 +238,8 @@ function quote(value: unknown): string {
 
 function got(error: ErrorObject): string {
   const data = error.data;
-  if (typeof data === "string") return ` (got ${quote(data)})`;
-  if (typeof data === "number" || typeof data === "boolean" || data === null) return ` (got ${JSON.stringify(data)})`;
+  if (typeof data === "string") return `; got ${quote(data)}`;
+  if (typeof data === "number" || typeof data === "boolean" || data === null) return `; got ${JSON.stringify(data)}`;
   return "";
 }
 
@@ -269,7 +269,7 @@ function describeOne(error: ErrorObject, root: unknown): SchemaViolation {
   switch (error.keyword) {
     case "type": {
       const types = String(p.type).split(",");
-      return { path: at, description: `must be ${types.map((t) => TYPE_WORDS[t] ?? t).join(" or ")}, not ${typeOf(error.data)}${schemaNote(parent)}` };
+      return { path: at, description: `must be ${types.map((t) => TYPE_WORDS[t] ?? t).join(" or ")}${schemaNote(parent)}, not ${typeOf(error.data)}` };
     }
     case "required":
       return { path: at + keySegment(String(p.missingProperty)), description: `is required${schemaNote(childSchema(String(p.missingProperty)))}` };
@@ -285,21 +285,21 @@ function describeOne(error: ErrorObject, root: unknown): SchemaViolation {
     case "unevaluatedProperties":
       return { path: at + keySegment(String(p.unevaluatedProperty)), description: "is not allowed here (the schema does not define it)" };
     case "enum":
-      return { path: at, description: `must be one of ${listOf(p.allowedValues as unknown[])}${got(error)}${schemaNote(parent)}` };
+      return { path: at, description: `must be one of ${listOf(p.allowedValues as unknown[])}${schemaNote(parent)}${got(error)}` };
     case "const":
       return { path: at, description: `must be ${quote(p.allowedValue)}${got(error)}` };
     case "pattern":
-      return { path: at, description: `must match the pattern ${String(p.pattern)}${got(error)}${schemaNote(parent)}` };
+      return { path: at, description: `must match the pattern ${String(p.pattern)}${schemaNote(parent)}${got(error)}` };
     case "format": {
       const format = String(p.format);
-      return { path: at, description: `must be ${FORMAT_WORDS[format] ?? `a valid ${format}`}${got(error)}${schemaNote(parent)}` };
+      return { path: at, description: `must be ${FORMAT_WORDS[format] ?? `a valid ${format}`}${schemaNote(parent)}${got(error)}` };
     }
     case "minimum":
     case "maximum":
     case "exclusiveMinimum":
     case "exclusiveMaximum": {
       const words: Record<string, string> = { ">=": "at least", "<=": "at most", ">": "greater than", "<": "less than" };
-      return { path: at, description: `must be ${words[String(p.comparison)]} ${String(p.limit)}${got(error)}${schemaNote(parent)}` };
+      return { path: at, description: `must be ${words[String(p.comparison)]} ${String(p.limit)}${schemaNote(parent)}${got(error)}` };
     }
     case "multipleOf":
       return { path: at, description: `must be a multiple of ${String(p.multipleOf)}${got(error)}` };

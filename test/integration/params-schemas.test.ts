@@ -226,8 +226,8 @@ describe("writes of tenants bound to a schema", () => {
     expect(error.code).toBe(Code.InvalidArgument);
     expect(violations(error)).toEqual([
       ["tenant.params.logo", 'is not allowed here: the schema allows only "theme", "display_name", "custom_css"'],
-      ["tenant.params.theme.color", 'must match the pattern ^#[0-9a-fA-F]{6}$ (got "red") (the brand colour as #rrggbb)'],
-      ["tenant.params.theme.font", 'must be one of "system", "serif", "sans-serif", "monospace" (got "comic")'],
+      ["tenant.params.theme.color", 'must match the pattern ^#[0-9a-fA-F]{6}$ (the brand colour as #rrggbb); got "red"'],
+      ["tenant.params.theme.font", 'must be one of "system", "serif", "sans-serif", "monospace"; got "comic"'],
     ]);
   });
 
@@ -290,7 +290,7 @@ describe("writes of tenants bound to a schema", () => {
 
   it("validates creates that carry a deadline (their own transaction)", async () => {
     const error = await rpcError(server.grpc.tenants.createTenant({ tenant: { ...unique(), params: { theme: { color: 3 } }, paramsSchema: theme } }, { timeoutMs: 10_000 }));
-    expect(violations(error)).toEqual([["tenant.params.theme.color", "must be a string, not the number 3 (the brand colour as #rrggbb)"]]);
+    expect(violations(error)).toEqual([["tenant.params.theme.color", "must be a string (the brand colour as #rrggbb), not the number 3"]]);
   });
 
   describe("UpdateTenant", () => {
@@ -422,15 +422,15 @@ describe("violations name the exact field, for each kind of keyword", () => {
   it.each<[string, JsonObject, Array<[string, string]>]>([
     ["type", { count: "3" }, [["tenant.params.count", 'must be an integer, not the string "3"']]],
     ["required", {}, [["tenant.params.count", "is required"]]],
-    ["enum", { count: 1, level: "mid" }, [["tenant.params.level", 'must be one of "low", "high" (got "mid")']]],
-    ["pattern", { count: 1, code: "ab" }, [["tenant.params.code", 'must match the pattern ^[A-Z]{3}$ (got "ab")']]],
-    ["minimum", { count: 1, size: 0 }, [["tenant.params.size", "must be at least 1 (got 0)"]]],
-    ["exclusiveMaximum", { count: 1, ratio: 1 }, [["tenant.params.ratio", "must be less than 1 (got 1)"]]],
-    ["multipleOf", { count: 1, step: 7 }, [["tenant.params.step", "must be a multiple of 5 (got 7)"]]],
+    ["enum", { count: 1, level: "mid" }, [["tenant.params.level", 'must be one of "low", "high"; got "mid"']]],
+    ["pattern", { count: 1, code: "ab" }, [["tenant.params.code", 'must match the pattern ^[A-Z]{3}$; got "ab"']]],
+    ["minimum", { count: 1, size: 0 }, [["tenant.params.size", "must be at least 1; got 0"]]],
+    ["exclusiveMaximum", { count: 1, ratio: 1 }, [["tenant.params.ratio", "must be less than 1; got 1"]]],
+    ["multipleOf", { count: 1, step: 7 }, [["tenant.params.step", "must be a multiple of 5; got 7"]]],
     ["additionalProperties", { count: 1, colour: "red" }, [["tenant.params.colour", expect.stringMatching(/^is not allowed here: the schema allows only "count", "level"/) as never]]],
-    ["format email", { count: 1, email: "not-an-email" }, [["tenant.params.email", 'must be an email address (got "not-an-email")']]],
+    ["format email", { count: 1, email: "not-an-email" }, [["tenant.params.email", 'must be an email address; got "not-an-email"']]],
     ["format date-time", { count: 1, since: "yesterday" }, [["tenant.params.since", expect.stringContaining("RFC 3339") as never]]],
-    ["const", { count: 1, kind: "module" }, [["tenant.params.kind", 'must be "course" (got "module")']]],
+    ["const", { count: 1, kind: "module" }, [["tenant.params.kind", 'must be "course"; got "module"']]],
     ["maxLength", { count: 1, title: "too long" }, [["tenant.params.title", "must be at most 5 characters long"]]],
     ["nested required and format", { count: 1, owner: { address: { zip: "12" } } }, [
       ["tenant.params.owner.id", "is required"],
@@ -445,7 +445,7 @@ describe("violations name the exact field, for each kind of keyword", () => {
     ["oneOf matching none", { count: 1, contact: { phone: 5 } }, [
       ["tenant.params.contact", "must match exactly one of the 2 alternatives of the schema, and matches none: (1) must be a string, not an object; (2) phone must be a string, not the number 5"],
     ]],
-    ["propertyNames", { count: 1, limits: { Max: 1 } }, [["tenant.params.limits.Max", 'is not an allowed key: must match the pattern ^[a-z]+$ (got "Max")']]],
+    ["propertyNames", { count: 1, limits: { Max: 1 } }, [["tenant.params.limits.Max", 'is not an allowed key: must match the pattern ^[a-z]+$; got "Max"']]],
     ["dependentRequired", { count: 1, limits: { max: 3 } }, [["tenant.params.limits.min", 'is required when "max" is set']]],
     ["a key that needs quoting", { count: 1, "odd key.x": "yes" }, [["tenant.params.`odd key.x`", 'must be true or false, not the string "yes"']]],
   ])("%s", async (_label, params, expected) => {
@@ -488,7 +488,7 @@ describe("CheckParamsSchema and RebindParamsSchema", () => {
       for (const f of page.failures) {
         const tenant = tenants.find((t) => t.id === f.tenantId)!;
         expect(f).toMatchObject({ tenantName: tenant.name, paramsSchema: "" });
-        expect(f.violations.map((v) => [v.field, v.description])).toEqual([["params.seats", `must be at least 1 (got ${tenant.params!.seats})`]]);
+        expect(f.violations.map((v) => [v.field, v.description])).toEqual([["params.seats", `must be at least 1; got ${tenant.params!.seats}`]]);
         seen.push(f.tenantId);
       }
       pageToken = page.nextPageToken;
@@ -531,7 +531,7 @@ describe("CheckParamsSchema and RebindParamsSchema", () => {
     expect(describeError(error)).toEqual({ code: "FailedPrecondition", reason: "PARAMS_SCHEMA_VIOLATIONS" });
     const listed = error.findDetails(PreconditionFailureSchema)[0]!.violations.map((v) => [v.type, v.subject, v.description]);
     expect(listed.sort()).toEqual(
-      [tenants[1]!, tenants[3]!].map((t) => ["PARAMS_SCHEMA", `tenants/${t.id}`, `params.seats: must be at least 1 (got ${t.params!.seats})`]).sort(),
+      [tenants[1]!, tenants[3]!].map((t) => ["PARAMS_SCHEMA", `tenants/${t.id}`, `params.seats: must be at least 1; got ${t.params!.seats}`]).sort(),
     );
     expect(error.message).toContain("2 tenant(s)");
     for (const t of tenants) expect(await server.grpc.tenants.getTenant({ id: t.id })).toEqual(t);
@@ -555,7 +555,7 @@ describe("CheckParamsSchema and RebindParamsSchema", () => {
     expect(await Promise.all(tenants.slice(0, 3).map(async (t) => (await server.grpc.tenants.getTenant({ id: t.id })).etag))).toEqual(etags);
     // Bound tenants now refuse what the version refuses.
     const refused = await rpcError(server.grpc.tenants.updateTenant({ tenant: { id: tenants[0]!.id, params: { seats: 0 } }, updateMask: { paths: ["params.seats"] } }));
-    expect(violations(refused)).toEqual([["tenant.params.seats", "must be at least 1 (got 0)"]]);
+    expect(violations(refused)).toEqual([["tenant.params.seats", "must be at least 1; got 0"]]);
     expect(await server.grpc.paramsSchemas.rebindParamsSchema({ filter, paramsSchema: "" })).toMatchObject({ matchedCount: 3, reboundCount: 3 });
     expect((await server.grpc.tenants.getTenant({ id: tenants[0]!.id })).paramsSchema).toBe("");
   });
