@@ -228,7 +228,7 @@ function typeOf(value: unknown): string {
   if (typeof value === "object") return "an object";
   if (typeof value === "string") return `the string ${quote(value)}`;
   if (typeof value === "number") return `the number ${value}`;
-  return String(value);
+  return `the boolean ${String(value)}`;
 }
 
 function quote(value: unknown): string {
