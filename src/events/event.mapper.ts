@@ -6,6 +6,8 @@ import { toTenantMessage } from "../tenants/tenant.mapper.js";
 import { membershipFromRow } from "../memberships/membership.repository.js";
 import { toMembershipMessage } from "../memberships/membership.mapper.js";
 import type { EventRow } from "./event.repository.js";
+import { paramsSchemaFromRow } from "../params-schemas/params-schema.repository.js";
+import { toParamsSchemaMessage } from "../params-schemas/params-schema.mapper.js";
 
 /** Timestamps inside `resource` are JSON text (to_jsonb of the row), with microseconds. */
 function jsonDate(value: unknown): Date {
@@ -22,7 +24,9 @@ export function toEventMessage(row: EventRow, date: (value: unknown) => Date): E
     ? { case: "membership" as const, value: toMembershipMessage(membershipFromRow(row.resource, jsonDate)) }
     : row.type.startsWith("tenant.")
       ? { case: "tenant" as const, value: toTenantMessage(tenantFromRow(row.resource, jsonDate)) }
-      : { case: undefined };
+      : row.type.startsWith("params_schema.")
+        ? { case: "paramsSchema" as const, value: toParamsSchemaMessage(paramsSchemaFromRow(row.resource, jsonDate)) }
+        : { case: undefined };
   return create(EventSchema, {
     sequence: BigInt(row.sequence),
     id: row.id,

@@ -61,7 +61,7 @@ function conditions(query: EventQuery, params: unknown[]): string[] {
   }
   if (query.visibleTo !== undefined) {
     where.push(
-      `(tenant_id = ANY(?::uuid[]) AND (type NOT LIKE 'membership.%' OR tenant_id = ANY(?::uuid[]) OR user_id = ?::uuid))`,
+      `(starts_with(type, 'params_schema.') OR (tenant_id = ANY(?::uuid[]) AND (type NOT LIKE 'membership.%' OR tenant_id = ANY(?::uuid[]) OR user_id = ?::uuid)))`,
     );
     params.push(query.visibleTo.memberOf, query.visibleTo.adminOf, query.visibleTo.userId);
   }

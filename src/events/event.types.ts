@@ -10,6 +10,7 @@ export const EVENT_TYPES = [
   "membership.created",
   "membership.updated",
   "membership.deleted",
+  "params_schema.created",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -73,6 +73,8 @@ export class EventVisibility {
   }
 
   private allows(event: VisibleEvent): boolean {
+    // Params schemas are readable by every caller (GetParamsSchema).
+    if (event.type.startsWith("params_schema.")) return true;
     if (event.tenant_id === null || !this.memberOf.has(event.tenant_id)) return false;
     if (!event.type.startsWith("membership.")) return true;
     return this.adminOf.has(event.tenant_id) || event.user_id === this.userId;

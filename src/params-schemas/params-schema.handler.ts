@@ -11,7 +11,7 @@ import {
 import { checkRequestId } from "../common/ids.js";
 import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
 import { actorOf, entityManager } from "../rpc/context.js";
-import { WriteReceipt } from "../events/event-context.js";
+import { setEventSequenceHeader, WriteReceipt } from "../events/event-context.js";
 import { formatBinding } from "./params-schema.binding.js";
 import type { CompiledParamsSchema } from "./params-schema.compiler.js";
 import { toParamsSchemaMessage } from "./params-schema.mapper.js";
@@ -28,12 +28,13 @@ export function paramsSchemaHandler(deps: { registry: ParamsSchemaRegistry }): S
       const key = { requestId: req.requestId, method: "CreateParamsSchemaVersion", hash: req.requestId ? requestHash(req) : "" };
       const receipt = new WriteReceipt(actorOf(ctx), req.requestId || undefined);
       const response = await oncePerRequestId(entityManager(ctx), key, ParamsSchemaSchema, receipt, async (em) => {
-        const { stored, compiled } = await new ParamsSchemaService(em, deps.registry).create(req, actorOf(ctx) ?? null);
+        const { stored, compiled } = await new ParamsSchemaService(em, deps.registry, receipt).create(req);
         registered = { name: stored.name, version: stored.version, compiled };
         return toParamsSchemaMessage(stored);
       });
       // Committed: its first use needs no compile.
       if (registered) deps.registry.remember(registered, registered.compiled);
+      setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
       return response;
     },
 
@@ -64,7 +65,9 @@ export function paramsSchemaHandler(deps: { registry: ParamsSchemaRegistry }): S
     },
 
     async rebindParamsSchema(req, ctx) {
-      const result = await service(ctx).rebind(req);
+      const receipt = new WriteReceipt(actorOf(ctx));
+      const result = await new ParamsSchemaService(entityManager(ctx), deps.registry, receipt).rebind(req);
+      setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
       return create(RebindParamsSchemaResponseSchema, { matchedCount: result.matched, reboundCount: result.rebound });
     },
   };

@@ -13,7 +13,8 @@ export interface StoredParamsSchema {
   createdBy: string | null;
 }
 
-function fromRow(row: Record<string, unknown>, date: (value: unknown) => Date): StoredParamsSchema {
+/** A "ParamsSchemas" row (from pg, or as to_jsonb in an event) as a stored version. */
+export function paramsSchemaFromRow(row: Record<string, unknown>, date: (value: unknown) => Date): StoredParamsSchema {
   return {
     name: row.name as string,
     version: row.version as number,
@@ -30,7 +31,7 @@ export class ParamsSchemaRepository {
   private async rows(sql: string, params: unknown[]): Promise<StoredParamsSchema[]> {
     const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
     const date = rowDates(this.em.getPlatform());
-    return rows.map((row) => fromRow(row, date));
+    return rows.map((row) => paramsSchemaFromRow(row, date));
   }
 
   /**

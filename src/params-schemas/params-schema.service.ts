@@ -9,7 +9,8 @@ import { checkSchemaName, formatBinding, parseBinding, type SchemaVersionRef } f
 import { SchemaCompileError, type CompiledParamsSchema, type SchemaViolation } from "./params-schema.compiler.js";
 import type { ParamsSchemaRegistry } from "./params-schema.registry.js";
 import { ParamsSchemaRepository, type StoredParamsSchema } from "./params-schema.repository.js";
-import { TenantBindingRepository } from "./tenant-binding.repository.js";
+import { TenantBindingRepository, type BoundTenant } from "./tenant-binding.repository.js";
+import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
 
 export const PARAMS_SCHEMA_NOT_FOUND = "PARAMS_SCHEMA_NOT_FOUND";
 export const PARAMS_SCHEMA_VIOLATIONS = "PARAMS_SCHEMA_VIOLATIONS";
@@ -47,9 +48,11 @@ export const paramsPath = (v: SchemaViolation) => `params${v.path}`;
 
 /** The rules of params schemas; one instance per request, on the request's entity manager. */
 export class ParamsSchemaService {
+  /** `receipt`: who acts, for which request; writes record their event sequence there (src/events/). */
   constructor(
     private readonly em: EntityManager,
     private readonly registry: ParamsSchemaRegistry,
+    private readonly receipt: WriteReceipt = new WriteReceipt(undefined),
   ) {}
 
   /**
@@ -58,7 +61,7 @@ export class ParamsSchemaService {
    * `schema`) and never stored. Resolves with the stored version and its
    * compiled form, which the caller hands to the registry once committed.
    */
-  async create(request: { name: string; schema?: JsonObject }, createdBy: string | null): Promise<{ stored: StoredParamsSchema; compiled: CompiledParamsSchema }> {
+  async create(request: { name: string; schema?: JsonObject }): Promise<{ stored: StoredParamsSchema; compiled: CompiledParamsSchema }> {
     const violations = new Violations();
     checkSchemaName(request.name, "name", violations);
     let compiled: CompiledParamsSchema | undefined;
@@ -72,7 +75,12 @@ export class ParamsSchemaService {
       }
     }
     violations.throwIfAny();
-    const stored = await this.em.transactional((em) => new ParamsSchemaRepository(em).insertNextVersion(request.name, request.schema!, createdBy));
+    const stored = await this.em.transactional(async (em) => {
+      await tagTransaction(em, this.receipt);
+      const inserted = await new ParamsSchemaRepository(em).insertNextVersion(request.name, request.schema!, this.receipt.actor ?? null);
+      await readEventSequence(em, this.receipt);
+      return inserted;
+    });
     return { stored, compiled: compiled! };
   }
 
@@ -159,47 +167,66 @@ export class ParamsSchemaService {
   }
 
   /**
-   * Binds every matching tenant to the version, all or nothing: the
-   * tenants are locked and checked chunk by chunk in one transaction; once
-   * one fails nothing more is written, the rest is only checked (to count
-   * and list the failures), and the transaction is rolled back.
+   * Binds every matching tenant to the version, all or nothing, in one
+   * transaction, in two passes over the tenants in id order, chunk by chunk:
+   * the first locks and checks every one (and counts and lists the
+   * failures: any failure ends it there); the second, over rows this
+   * transaction already holds, writes. The writes come last because the
+   * first write takes the change feed's lock (its trigger numbers the
+   * events), which is held until the commit: waiting on another writer's
+   * row lock while holding it could deadlock with that writer's own trigger.
    */
   async rebind(request: { filter: string; paramsSchema: string }): Promise<{ matched: number; rebound: number }> {
     const violations = new Violations();
     const ref = parseBinding(request.paramsSchema, "params_schema", violations);
     violations.throwIfAny();
     const where = compileFilter(request.filter);
+    const binding = ref ?? null;
     return this.em.transactional(async (em) => {
+      await tagTransaction(em, this.receipt);
       const compiled = ref ? await this.target(ref, em) : undefined;
+      // Compared with what was read afterwards: never in place.
+      const check = (tenant: BoundTenant) => (compiled ? compiled.apply(tenant.params) : { params: tenant.params, violations: [] });
       const tenants = new TenantBindingRepository(em);
+      const chunks = async (lock: boolean, each: (rows: BoundTenant[]) => Promise<void>) => {
+        let after: string | undefined;
+        for (;;) {
+          const rows = await tenants.scan(where, after, REBIND_CHUNK, lock);
+          if (rows.length > 0) await each(rows);
+          if (rows.length < REBIND_CHUNK) return;
+          after = rows[rows.length - 1]!.id;
+        }
+      };
+
       const failures: ParamsFailure[] = [];
       let failedTenants = 0;
       let matched = 0;
-      let rebound = 0;
-      let after: string | undefined;
-      for (;;) {
-        const rows = await tenants.scan(where, after, REBIND_CHUNK, true);
-        if (rows.length === 0) break;
-        after = rows[rows.length - 1]!.id;
+      await chunks(true, async (rows) => {
         matched += rows.length;
-        const changed: Array<{ id: string; params: JsonObject }> = [];
         for (const tenant of rows) {
-          // Compared with what was read: not in place.
-          const result = compiled ? compiled.apply(tenant.params) : { params: tenant.params, violations: [] };
-          if (result.violations.length > 0) {
-            failedTenants += 1;
-            if (failures.length < REBIND_LISTED_VIOLATIONS) failures.push({ tenantId: tenant.id, tenantName: tenant.name, binding: tenant.binding, violations: result.violations });
-          } else if (!sameBinding(tenant.binding, ref ?? null) || !isDeepStrictEqual(result.params, tenant.params)) {
-            changed.push({ id: tenant.id, params: result.params });
+          const result = check(tenant);
+          if (result.violations.length === 0) continue;
+          failedTenants += 1;
+          if (failures.length < REBIND_LISTED_VIOLATIONS) {
+            failures.push({ tenantId: tenant.id, tenantName: tenant.name, binding: tenant.binding, violations: result.violations });
           }
         }
-        if (failedTenants === 0) {
-          await tenants.rebind(changed, ref ?? null);
-          rebound += changed.length;
-        }
-        if (rows.length < REBIND_CHUNK) break;
-      }
+      });
       if (failedTenants > 0) throw refusedRebind(request.paramsSchema, failures, failedTenants);
+
+      let rebound = 0;
+      await chunks(false, async (rows) => {
+        const changed: Array<{ id: string; params: JsonObject }> = [];
+        for (const tenant of rows) {
+          const result = check(tenant);
+          // A tenant created since the first pass, and refused: all or nothing still holds.
+          if (result.violations.length > 0) throw refusedRebind(request.paramsSchema, [{ tenantId: tenant.id, tenantName: tenant.name, binding: tenant.binding, violations: result.violations }], 1);
+          if (!sameBinding(tenant.binding, binding) || !isDeepStrictEqual(result.params, tenant.params)) changed.push({ id: tenant.id, params: result.params });
+        }
+        await tenants.rebind(changed, binding);
+        rebound += changed.length;
+      });
+      await readEventSequence(em, this.receipt);
       return { matched, rebound };
     });
   }

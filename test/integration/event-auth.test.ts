@@ -50,7 +50,7 @@ afterAll(async () => {
 
 /** An event as `type resource` for readable expectations. */
 function label(event: Event): string {
-  const id = event.resource.value?.id;
+  const id = event.resource.case === "tenant" || event.resource.case === "membership" ? event.resource.value.id : undefined;
   const name =
     id === T.id ? "T" : id === U.id ? "U" : (Object.entries(m).find(([, membership]) => membership === id)?.[0] ?? "?");
   return `${event.type} ${name}`;

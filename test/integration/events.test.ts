@@ -120,7 +120,7 @@ describe("every write writes its event, once, in its transaction", () => {
     const deleted = await withSequence((o) => server.grpc.tenants.deleteTenant({ id: tenant.id, force: true }, o));
     let events = await eventsAfter(before, tenant.id);
     expect(events.map((e) => e.type)).toEqual(["membership.deleted", "membership.deleted", "membership.deleted", "tenant.deleted"]);
-    expect(new Set(events.slice(0, 3).map((e) => e.resource.value?.id))).toEqual(new Set(members.map((m) => m.id)));
+    expect(new Set(events.slice(0, 3).map((e) => (e.resource.case === "membership" ? e.resource.value.id : undefined)))).toEqual(new Set(members.map((m) => m.id)));
     expect(events[3]!.sequence).toBe(deleted.sequence);
     expect(events[3]!.resource.value).toMatchObject({ id: tenant.id, state: State.DELETED });
     for (const event of events) expect(event.actor).toBe(actor);

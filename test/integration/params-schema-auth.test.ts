@@ -60,6 +60,16 @@ describe("authorization of params schemas", () => {
     expect(describeError(await rpcError(anonymous.getParamsSchema({ name: "theme" })))).toEqual({ code: "Unauthenticated" });
   });
 
+  it("shows params_schema.created events to every authenticated caller, as reads of schemas are", async () => {
+    for (const actor of actors) {
+      const page = await as[actor].events.listEvents({ types: ["params_schema.created"], pageSize: 100 });
+      expect(page.events.map((e) => (e.resource.case === "paramsSchema" ? e.resource.value.paramsSchema : "?"))).toEqual(["theme@1", "theme@2"]);
+    }
+    // Tenant events stay as private as before.
+    const strangers = await as.stranger.events.listEvents({ pageSize: 100 });
+    expect(strangers.events.every((e) => e.type.startsWith("params_schema."))).toBe(true);
+  });
+
   it("lets only platform administrators check and rebind tenants", async () => {
     for (const actor of ["tenantAdmin", "member", "stranger"] as const) {
       expect(describeError(await rpcError(as[actor].paramsSchemas.checkParamsSchema({ paramsSchema: binding })))).toEqual(denied);

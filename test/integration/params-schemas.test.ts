@@ -572,3 +572,42 @@ describe("CheckParamsSchema and RebindParamsSchema", () => {
     expect(describeError(await rpcError(server.grpc.paramsSchemas.rebindParamsSchema({ paramsSchema: "x@y" })))).toEqual({ code: "InvalidArgument", fields: ["params_schema"] });
   });
 });
+
+describe("the change feed", () => {
+  const actor = crypto.randomUUID();
+  const latest = async () => (await server.grpc.events.listEvents({ pageSize: 1, orderBy: "sequence desc" })).latestSequence;
+  async function eventsAfter(after: bigint) {
+    const page = await server.grpc.events.listEvents({ pageSize: 100, orderBy: "sequence desc" });
+    return page.events.filter((e) => e.sequence > after).reverse();
+  }
+
+  it("records a registration as params_schema.created (without the document), and answers with its sequence", async () => {
+    const before = await latest();
+    const name = schemaName("feed");
+    let header: string | null = null;
+    const created = await server.grpc.paramsSchemas.createParamsSchemaVersion({ name, schema: THEME }, { headers: { "x-actor-id": actor }, onHeader: (h) => (header = h.get("tenancy-event-sequence")) });
+    const events = await eventsAfter(before);
+    expect(events.map((e) => e.type)).toEqual(["params_schema.created"]);
+    const [event] = events;
+    expect(String(event!.sequence)).toBe(header);
+    expect(event).toMatchObject({ tenantId: "", actor, resource: { case: "paramsSchema", value: { name, version: 1, paramsSchema: `${name}@1`, createdBy: actor } } });
+    expect(event!.resource.case === "paramsSchema" && event!.resource.value.schema).toBe(undefined);
+    expect(created.version).toBe(1);
+    const filtered = await server.grpc.events.listEvents({ types: ["params_schema.created"], pageSize: 1000 });
+    expect(filtered.events.some((e) => e.sequence === event!.sequence)).toBe(true);
+  });
+
+  it("shows a tenant's binding in its events, and a change of binding as the changed field params_schema", async () => {
+    const binding = (await register(schemaName("feed-bind"), THEME)).paramsSchema;
+    const before = await latest();
+    const tenant = await server.grpc.tenants.createTenant({ tenant: { ...unique(), params: { theme: { color: "#000000" } }, paramsSchema: binding } });
+    await server.grpc.tenants.updateTenant({ tenant: { id: tenant.id, paramsSchema: "" }, updateMask: { paths: ["params_schema"] } });
+    await server.grpc.paramsSchemas.rebindParamsSchema({ filter: `name = "${tenant.name}"`, paramsSchema: binding });
+    const events = (await eventsAfter(before)).filter((e) => e.tenantId === tenant.id);
+    expect(events.map((e) => [e.type, e.resource.case === "tenant" ? e.resource.value.paramsSchema : "?", e.changedFields?.paths ?? []])).toEqual([
+      ["tenant.created", binding, []],
+      ["tenant.updated", "", ["params_schema"]],
+      ["tenant.updated", binding, ["params_schema"]],
+    ]);
+  });
+});

@@ -8,6 +8,8 @@ import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Membership } from "./membership_pb.js";
 import { file_tenancy_v1_membership } from "./membership_pb.js";
+import type { ParamsSchema } from "./params_schema_pb.js";
+import { file_tenancy_v1_params_schema } from "./params_schema_pb.js";
 import type { Tenant } from "./tenant_pb.js";
 import { file_tenancy_v1_tenant } from "./tenant_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file tenancy/v1/event.proto.
  */
 export const file_tenancy_v1_event: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0ZW5hbmN5L3YxL2V2ZW50LnByb3RvEgp0ZW5hbmN5LnYxIqcCCgVFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIKCgJpZBgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAQgASgJEhEKCXRlbmFudF9pZBgFIAEoCRINCgVhY3RvchgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEiQKBnRlbmFudBgIIAEoCzISLnRlbmFuY3kudjEuVGVuYW50SAASLAoKbWVtYmVyc2hpcBgJIAEoCzIWLnRlbmFuY3kudjEuTWVtYmVyc2hpcEgAEjIKDmNoYW5nZWRfZmllbGRzGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IKCghyZXNvdXJjZSLbAQoRTGlzdEV2ZW50c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg0KBXR5cGVzGAIgAygJEg0KBWFjdG9yGAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghvcmRlcl9ieRgGIAEoCRIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCSJpChJMaXN0RXZlbnRzUmVzcG9uc2USIQoGZXZlbnRzGAEgAygLMhEudGVuYW5jeS52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFwoPbGF0ZXN0X3NlcXVlbmNlGAMgASgDImEKEldhdGNoRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9zZXF1ZW5jZRgBIAEoAxIRCglzdGFydF9ub3cYAiABKAgSEQoJdGVuYW50X2lkGAMgASgJEg0KBXR5cGVzGAQgAygJInAKE1dhdGNoRXZlbnRzUmVzcG9uc2USIgoFZXZlbnQYASABKAsyES50ZW5hbmN5LnYxLkV2ZW50SAASLQoIcHJvZ3Jlc3MYAiABKAsyGS50ZW5hbmN5LnYxLldhdGNoUHJvZ3Jlc3NIAEIGCgRraW5kIksKDVdhdGNoUHJvZ3Jlc3MSEAoIc2VxdWVuY2UYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyrQEKDEV2ZW50U2VydmljZRJLCgpMaXN0RXZlbnRzEh0udGVuYW5jeS52MS5MaXN0RXZlbnRzUmVxdWVzdBoeLnRlbmFuY3kudjEuTGlzdEV2ZW50c1Jlc3BvbnNlElAKC1dhdGNoRXZlbnRzEh4udGVuYW5jeS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaHy50ZW5hbmN5LnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tenancy_v1_membership, file_tenancy_v1_tenant]);
+  fileDesc("ChZ0ZW5hbmN5L3YxL2V2ZW50LnByb3RvEgp0ZW5hbmN5LnYxItoCCgVFdmVudBIQCghzZXF1ZW5jZRgBIAEoAxIKCgJpZBgCIAEoCRIoCgR0aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAQgASgJEhEKCXRlbmFudF9pZBgFIAEoCRINCgVhY3RvchgGIAEoCRISCgpyZXF1ZXN0X2lkGAcgASgJEiQKBnRlbmFudBgIIAEoCzISLnRlbmFuY3kudjEuVGVuYW50SAASLAoKbWVtYmVyc2hpcBgJIAEoCzIWLnRlbmFuY3kudjEuTWVtYmVyc2hpcEgAEjEKDXBhcmFtc19zY2hlbWEYCyABKAsyGC50ZW5hbmN5LnYxLlBhcmFtc1NjaGVtYUgAEjIKDmNoYW5nZWRfZmllbGRzGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0IKCghyZXNvdXJjZSLbAQoRTGlzdEV2ZW50c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg0KBXR5cGVzGAIgAygJEg0KBWFjdG9yGAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghvcmRlcl9ieRgGIAEoCRIRCglwYWdlX3NpemUYByABKAUSEgoKcGFnZV90b2tlbhgIIAEoCSJpChJMaXN0RXZlbnRzUmVzcG9uc2USIQoGZXZlbnRzGAEgAygLMhEudGVuYW5jeS52MS5FdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSFwoPbGF0ZXN0X3NlcXVlbmNlGAMgASgDImEKEldhdGNoRXZlbnRzUmVxdWVzdBIWCg5hZnRlcl9zZXF1ZW5jZRgBIAEoAxIRCglzdGFydF9ub3cYAiABKAgSEQoJdGVuYW50X2lkGAMgASgJEg0KBXR5cGVzGAQgAygJInAKE1dhdGNoRXZlbnRzUmVzcG9uc2USIgoFZXZlbnQYASABKAsyES50ZW5hbmN5LnYxLkV2ZW50SAASLQoIcHJvZ3Jlc3MYAiABKAsyGS50ZW5hbmN5LnYxLldhdGNoUHJvZ3Jlc3NIAEIGCgRraW5kIksKDVdhdGNoUHJvZ3Jlc3MSEAoIc2VxdWVuY2UYASABKAMSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAyrQEKDEV2ZW50U2VydmljZRJLCgpMaXN0RXZlbnRzEh0udGVuYW5jeS52MS5MaXN0RXZlbnRzUmVxdWVzdBoeLnRlbmFuY3kudjEuTGlzdEV2ZW50c1Jlc3BvbnNlElAKC1dhdGNoRXZlbnRzEh4udGVuYW5jeS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaHy50ZW5hbmN5LnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_tenancy_v1_membership, file_tenancy_v1_params_schema, file_tenancy_v1_tenant]);
 
 /**
  * One change of a tenant or a membership.
@@ -52,7 +54,8 @@ export type Event = Message<"tenancy.v1.Event"> & {
    * What happened: `tenant.created`, `tenant.updated`, `tenant.suspended`,
    * `tenant.activated`, `tenant.deleted`, `tenant.undeleted`,
    * `tenant.purged`, `membership.created`, `membership.updated`,
-   * `membership.deleted`. New types may be added: ignore those you do not
+   * `membership.deleted`, `params_schema.created` (a version registered with
+   * ParamsSchemaService). New types may be added: ignore those you do not
    * know.
    *
    * @generated from field: string type = 4;
@@ -60,7 +63,8 @@ export type Event = Message<"tenancy.v1.Event"> & {
   type: string;
 
   /**
-   * The tenant the change belongs to (for a membership: its tenant).
+   * The tenant the change belongs to (for a membership: its tenant; empty
+   * for `params_schema.created`).
    *
    * @generated from field: string tenant_id = 5;
    */
@@ -86,6 +90,8 @@ export type Event = Message<"tenancy.v1.Event"> & {
   /**
    * The resource after the change; for `tenant.deleted` the deleted tenant,
    * for `tenant.purged` and `membership.deleted` its last state.
+   * For `params_schema.created` the version registered, without its
+   * document (GetParamsSchema returns it).
    *
    * @generated from oneof tenancy.v1.Event.resource
    */
@@ -101,14 +107,20 @@ export type Event = Message<"tenancy.v1.Event"> & {
      */
     value: Membership;
     case: "membership";
+  } | {
+    /**
+     * @generated from field: tenancy.v1.ParamsSchema params_schema = 11;
+     */
+    value: ParamsSchema;
+    case: "paramsSchema";
   } | { case: undefined; value?: undefined };
 
   /**
    * For `*.updated`, `tenant.suspended` and `tenant.activated`: the fields
    * that changed, as UpdateTenant's mask paths (`name`, `domain`, `state`,
-   * `params.<key>[.<key>...]` down to the deepest key whose value changed,
-   * keys quoted with backticks where UpdateTenant's mask needs it; `roles`
-   * for memberships). Empty for other types.
+   * `params_schema`, `params.<key>[.<key>...]` down to the deepest key
+   * whose value changed, keys quoted with backticks where UpdateTenant's
+   * mask needs it; `roles` for memberships). Empty for other types.
    *
    * @generated from field: google.protobuf.FieldMask changed_fields = 10;
    */
@@ -355,7 +367,8 @@ export const WatchProgressSchema: GenMessage<WatchProgress> = /*@__PURE__*/
  * Who sees what: platform administrators see every event; anyone else sees
  * the events of the tenants they belong to (as GetTenant allows), and of
  * memberships only what ListMemberships would show them (a tenant
- * administrator: every membership of the tenant; a member: their own).
+ * administrator: every membership of the tenant; a member: their own), and
+ * every `params_schema.created` (as GetParamsSchema allows).
  *
  * Errors follow the same model as TenantService. Every RPC may answer
  * UNAUTHENTICATED and PERMISSION_DENIED (a filter on a tenant the caller may
