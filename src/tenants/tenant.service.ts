@@ -301,18 +301,19 @@ export class TenantService {
       checkEtag(tenant, changes.etag);
       if (tenant.state === "DELETED") throw deleted(tenant);
       let params = (tenant.params ?? {}) as JsonObject;
-      let writesParams = false;
+      // Whether params are checked against the binding: they or the binding change.
+      let checkParamsSchema = false;
       for (const path of paths) {
         if (path.field === "state") tenant.state = changes.state as "ACTIVE" | "SUSPENDED";
         else if (path.field === "name") tenant.name = name!;
         else if (path.field === "domain") tenant.domain = domain!;
-        else if (path.field === "params_schema") writesParams = true;
+        else if (path.field === "params_schema") checkParamsSchema = true;
         else if (path.field === "params.key") {
           params = applyParamsKey(params, path.keys, changes.params);
-          writesParams = true;
+          checkParamsSchema = true;
         } else {
           params = changes.params ?? {};
-          writesParams = true;
+          checkParamsSchema = true;
         }
       }
       const violationsAfter = new Violations();
@@ -321,10 +322,9 @@ export class TenantService {
         tenant.paramsSchemaName = binding?.name ?? null;
         tenant.paramsSchemaVersion = binding?.version ?? null;
       }
-      // Validated (and defaults filled in) only when params or the binding
-      // change: a rename or a suspension leaves params as they are.
+      // A rename or a suspension leaves params as they are, valid or not.
       const bound = tenant.paramsSchemaName === null ? null : { name: tenant.paramsSchemaName, version: tenant.paramsSchemaVersion! };
-      if (writesParams && bound && violationsAfter.empty) {
+      if (checkParamsSchema && bound && violationsAfter.empty) {
         // Copied: parts of params may still be the loaded entity's.
         params = await this.schemas.apply(bound, params, PARAMS_FIELDS, violationsAfter, { em });
       }
