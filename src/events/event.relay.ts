@@ -64,8 +64,10 @@ export function cloudEventHeaders(event: Event, source: string): MsgHdrs {
   h.set("ce-type", event.type);
   h.set("ce-source", source);
   if (event.time) h.set("ce-time", timestampDate(event.time).toISOString());
-  const resourceId = event.resource.value?.id;
-  if (resourceId) h.set("ce-subject", resourceId);
+  // A schema version has no id of its own: its name@version names it.
+  const resource = event.resource;
+  const subject = resource.case === "paramsSchema" ? resource.value.paramsSchema : resource.value?.id;
+  if (subject) h.set("ce-subject", subject);
   h.set("content-type", "application/protobuf");
   return h;
 }
