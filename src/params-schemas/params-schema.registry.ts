@@ -76,8 +76,9 @@ export class ParamsSchemaRegistry {
     }
     const result = compiled.apply(params, { inPlace: options.inPlace });
     for (const v of result.violations) violations.add(fields.params + v.path, v.description);
-    // Defaults come from a registered document (finite numbers, no U+0000),
-    // so only the size limit can be newly broken.
+    // Defaults come from a registered document, whose defaults were checked
+    // as params are (CreateParamsSchemaVersion): only the size limit can be
+    // newly broken.
     if (result.violations.length === 0 && compiled.fillsDefaults) {
       const bytes = Buffer.byteLength(JSON.stringify(result.params));
       if (bytes > PARAMS_MAX_BYTES) violations.add(fields.params, `must be at most ${PARAMS_MAX_BYTES} bytes as JSON with the schema's defaults, got ${bytes}`);

@@ -1,12 +1,13 @@
 import { isDeepStrictEqual } from "node:util";
-import type { JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { checkParams } from "../tenants/tenant.validation.js";
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { invalidArgument, NotFoundError, PreconditionFailuresError, Violations } from "../common/errors.js";
 import { isUuid } from "../common/ids.js";
 import { decodePageToken, encodePageToken, pageSize, queryFingerprint } from "../common/pagination.js";
 import { compileTenantFilter, FilterError, type CompiledFilter } from "../tenants/filter/index.js";
 import { checkSchemaName, formatBinding, parseBinding, type SchemaVersionRef } from "./params-schema.binding.js";
-import { SchemaCompileError, type CompiledParamsSchema, type SchemaViolation } from "./params-schema.compiler.js";
+import { keySegment, SchemaCompileError, type CompiledParamsSchema, type SchemaViolation } from "./params-schema.compiler.js";
 import type { ParamsSchemaRegistry } from "./params-schema.registry.js";
 import { ParamsSchemaRepository, type StoredParamsSchema } from "./params-schema.repository.js";
 import { TenantBindingRepository, type BoundTenant } from "./tenant-binding.repository.js";
@@ -44,6 +45,14 @@ function compileFilter(filter: string): CompiledFilter | undefined {
 }
 
 /** A tenant's params path as a client writes it in a mask or filter: `params.theme.color`. */
+/** Every `default` value of a document, with the path of the object that declares it. */
+function defaultsIn(value: JsonValue, path: string): Array<{ path: string; value: JsonValue }> {
+  if (value === null || typeof value !== "object") return [];
+  if (Array.isArray(value)) return value.flatMap((item, i) => defaultsIn(item, `${path}[${i}]`));
+  const own = Object.hasOwn(value, "default") ? [{ path, value: value.default! }] : [];
+  return [...own, ...Object.entries(value).flatMap(([key, child]) => defaultsIn(child, path + keySegment(key)))];
+}
+
 export const paramsPath = (v: SchemaViolation) => `params${v.path}`;
 
 /** The rules of params schemas; one instance per request, on the request's entity manager. */
@@ -72,6 +81,10 @@ export class ParamsSchemaService {
       } catch (error) {
         if (!(error instanceof SchemaCompileError)) throw error;
         for (const v of error.violations) violations.add(`schema${v.path}`, v.description);
+      }
+      // Defaults end up in params as they are: they must be params that can be stored.
+      if (compiled?.fillsDefaults) {
+        for (const { path, value } of defaultsIn(request.schema, "schema")) checkParams({ default: value }, path, violations);
       }
     }
     violations.throwIfAny();

@@ -77,6 +77,7 @@ describe("CreateParamsSchemaVersion", () => {
     ["a relative $ref to another file", { type: "object", properties: { a: { $ref: "other.json#/x" } } }, "schema", /does not resolve inside the document/],
     ["another dialect", { $schema: "http://json-schema.org/draft-07/schema#", type: "object" }, "schema.$schema", /draft 2020-12/],
     ["a non-finite number", { type: "number", maximum: Number.POSITIVE_INFINITY }, "schema.maximum", /finite/],
+    ["a default that params could not hold", { type: "object", properties: { a: { type: "number", default: -0 } } }, "schema.properties.a.default", /-0/],
   ])("refuses %s with INVALID_ARGUMENT at the place in the document", async (_label, schema, field, description) => {
     const error = await rpcError(register(schemaName("bad"), schema as JsonObject));
     expect(error.code).toBe(Code.InvalidArgument);
