@@ -10,7 +10,9 @@ import {
 } from "../../gen/tenancy/v1/params_schema_pb.js";
 import { checkRequestId } from "../common/ids.js";
 import { oncePerRequestId, requestHash } from "../idempotency/request-id.js";
+import type { EntityManager } from "@mikro-orm/postgresql";
 import { actorOf, entityManager } from "../rpc/context.js";
+import { deadlineOf } from "../rpc/deadline.js";
 import { setEventSequenceHeader, WriteReceipt } from "../events/event-context.js";
 import { formatBinding } from "./params-schema.binding.js";
 import type { CompiledParamsSchema } from "./params-schema.compiler.js";
@@ -20,18 +22,28 @@ import { paramsPath, ParamsSchemaService } from "./params-schema.service.js";
 
 /** Thin: decode the request, call the service, map to the wire. */
 export function paramsSchemaHandler(deps: { registry: ParamsSchemaRegistry }): ServiceImpl<typeof ParamsSchemaServiceDesc> {
-  const service = (ctx: HandlerContext) => new ParamsSchemaService(entityManager(ctx), deps.registry);
+  const service = (ctx: HandlerContext) => new ParamsSchemaService(entityManager(ctx), deps.registry, undefined, deadlineOf(ctx));
   return {
     async createParamsSchemaVersion(req, ctx) {
       checkRequestId(req.requestId);
       let registered: { name: string; version: number; compiled: CompiledParamsSchema } | undefined;
-      const key = { requestId: req.requestId, method: "CreateParamsSchemaVersion", hash: req.requestId ? requestHash(req) : "" };
       const receipt = new WriteReceipt(actorOf(ctx), req.requestId || undefined);
-      const response = await oncePerRequestId(entityManager(ctx), key, ParamsSchemaSchema, receipt, async (em) => {
-        const { stored, compiled } = await new ParamsSchemaService(em, deps.registry, receipt).create(req);
+      const register = async (em: EntityManager) => {
+        const { stored, compiled } = await new ParamsSchemaService(em, deps.registry, receipt, deadlineOf(ctx)).create(req);
         registered = { name: stored.name, version: stored.version, compiled };
         return toParamsSchemaMessage(stored);
-      });
+      };
+      const response =
+        req.requestId === ""
+          ? await register(entityManager(ctx))
+          : await oncePerRequestId(
+              entityManager(ctx),
+              deadlineOf(ctx),
+              { requestId: req.requestId, method: "CreateParamsSchemaVersion", hash: requestHash(req) },
+              ParamsSchemaSchema,
+              receipt,
+              register,
+            );
       // Committed: its first use needs no compile.
       if (registered) deps.registry.remember(registered, registered.compiled);
       setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
@@ -66,7 +78,7 @@ export function paramsSchemaHandler(deps: { registry: ParamsSchemaRegistry }): S
 
     async rebindParamsSchema(req, ctx) {
       const receipt = new WriteReceipt(actorOf(ctx));
-      const result = await new ParamsSchemaService(entityManager(ctx), deps.registry, receipt).rebind(req);
+      const result = await new ParamsSchemaService(entityManager(ctx), deps.registry, receipt, deadlineOf(ctx)).rebind(req);
       setEventSequenceHeader(ctx.responseHeader, receipt.eventSequence);
       return create(RebindParamsSchemaResponseSchema, { matchedCount: result.matched, reboundCount: result.rebound });
     },

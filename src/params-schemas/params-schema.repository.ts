@@ -26,10 +26,15 @@ export function paramsSchemaFromRow(row: Record<string, unknown>, date: (value: 
 
 /** Data access for "ParamsSchemas". Versions are only ever inserted. */
 export class ParamsSchemaRepository {
-  constructor(private readonly em: EntityManager) {}
+  /** `readTimeoutMs`: how long each read outside a transaction may run (what is left of the request's deadline). */
+  constructor(
+    private readonly em: EntityManager,
+    private readonly readTimeoutMs: () => number | undefined = () => undefined,
+  ) {}
 
   private async rows(sql: string, params: unknown[]): Promise<StoredParamsSchema[]> {
-    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params);
+    const timeoutMs = this.em.isInTransaction() ? undefined : this.readTimeoutMs();
+    const rows = await sqlQuery<Record<string, unknown>>(this.em, sql, params, { timeoutMs });
     const date = rowDates(this.em.getPlatform());
     return rows.map((row) => paramsSchemaFromRow(row, date));
   }

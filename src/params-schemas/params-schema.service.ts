@@ -12,6 +12,8 @@ import type { ParamsSchemaRegistry } from "./params-schema.registry.js";
 import { ParamsSchemaRepository, type StoredParamsSchema } from "./params-schema.repository.js";
 import { TenantBindingRepository, type BoundTenant } from "./tenant-binding.repository.js";
 import { readEventSequence, tagTransaction, WriteReceipt } from "../events/event-context.js";
+import type { Deadline } from "../common/deadline.js";
+import { boundedTransaction, readTimeoutMs } from "../database/bounded.js";
 
 export const PARAMS_SCHEMA_NOT_FOUND = "PARAMS_SCHEMA_NOT_FOUND";
 export const PARAMS_SCHEMA_VIOLATIONS = "PARAMS_SCHEMA_VIOLATIONS";
@@ -57,12 +59,24 @@ export const paramsPath = (v: SchemaViolation) => `params${v.path}`;
 
 /** The rules of params schemas; one instance per request, on the request's entity manager. */
 export class ParamsSchemaService {
-  /** `receipt`: who acts, for which request; writes record their event sequence there (src/events/). */
+  /**
+   * @param receipt who acts, for which request; writes record their event sequence there (src/events/).
+   * @param deadline where the request's database work ends: transactions
+   * get statement and lock timeouts that end there, reads are cancelled there.
+   */
   constructor(
     private readonly em: EntityManager,
     private readonly registry: ParamsSchemaRegistry,
     private readonly receipt: WriteReceipt = new WriteReceipt(undefined),
+    private readonly deadline?: Deadline,
   ) {}
+
+  private readonly readTimeout = () => readTimeoutMs(this.deadline);
+
+  /** Runs `work` in the current transaction (a request_id's), or in a new one bounded by the deadline. */
+  private inTransaction<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    return this.em.isInTransaction() ? work(this.em) : boundedTransaction(this.em, this.deadline, work);
+  }
 
   /**
    * Registers the next version of `name`. Compiles first, so that a document
@@ -88,7 +102,7 @@ export class ParamsSchemaService {
       }
     }
     violations.throwIfAny();
-    const stored = await this.em.transactional(async (em) => {
+    const stored = await this.inTransaction(async (em) => {
       await tagTransaction(em, this.receipt);
       const inserted = await new ParamsSchemaRepository(em).insertNextVersion(request.name, request.schema!, this.receipt.actor ?? null);
       await readEventSequence(em, this.receipt);
@@ -102,7 +116,7 @@ export class ParamsSchemaService {
     checkSchemaName(request.name, "name", violations);
     if (request.version < 0) violations.add("version", "must not be negative (0 means the latest)");
     violations.throwIfAny();
-    const stored = await new ParamsSchemaRepository(this.em).find(request.name, request.version);
+    const stored = await new ParamsSchemaRepository(this.em, this.readTimeout).find(request.name, request.version);
     if (!stored) throw notFound(request);
     return stored;
   }
@@ -115,7 +129,7 @@ export class ParamsSchemaService {
     const fingerprint = queryFingerprint(["params_schemas", request.name]);
     const cursor = decodePageToken(request.pageToken, fingerprint, 1);
     const after = cursor?.keys[0];
-    const repository = new ParamsSchemaRepository(this.em);
+    const repository = new ParamsSchemaRepository(this.em, this.readTimeout);
     let rows: StoredParamsSchema[];
     if (request.name === "") {
       rows = await repository.listNames(after, limit + 1, request.withSchema);
@@ -154,7 +168,7 @@ export class ParamsSchemaService {
     const cursor = decodePageToken(request.pageToken, fingerprint, 1);
     if (cursor && !isUuid(cursor.keys[0]!)) throw invalidArgument("page_token", "is malformed: pass the next_page_token of a previous response");
     const compiled = await this.target(ref!, this.em);
-    const tenants = new TenantBindingRepository(this.em);
+    const tenants = new TenantBindingRepository(this.em, this.readTimeout);
     const failures: ParamsFailure[] = [];
     let after = cursor?.keys[0];
     let checked = 0;
@@ -195,7 +209,7 @@ export class ParamsSchemaService {
     violations.throwIfAny();
     const where = compileFilter(request.filter);
     const binding = ref ?? null;
-    return this.em.transactional(async (em) => {
+    return boundedTransaction(this.em, this.deadline, async (em) => {
       await tagTransaction(em, this.receipt);
       const compiled = ref ? await this.target(ref, em) : undefined;
       // Compared with what was read afterwards: never in place.

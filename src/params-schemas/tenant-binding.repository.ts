@@ -13,7 +13,11 @@ export interface BoundTenant {
 
 /** The SQL of CheckParamsSchema and RebindParamsSchema over "Tenants". */
 export class TenantBindingRepository {
-  constructor(private readonly em: EntityManager) {}
+  /** `readTimeoutMs`: how long each read outside a transaction may run (what is left of the request's deadline). */
+  constructor(
+    private readonly em: EntityManager,
+    private readonly readTimeoutMs: () => number | undefined = () => undefined,
+  ) {}
 
   /**
    * The next tenants (deleted ones excepted) that match `where`, in id order
@@ -36,6 +40,7 @@ export class TenantBindingRepository {
       `SELECT tenant_id, name, params, params_schema_name, params_schema_version FROM "Tenants"
         WHERE ${conditions.join(" AND ")} ORDER BY tenant_id LIMIT ${Number(limit)}${lock ? " FOR UPDATE" : ""}`,
       params,
+      { timeoutMs: this.em.isInTransaction() ? undefined : this.readTimeoutMs() },
     );
     return rows.map((row) => ({
       id: row.tenant_id as string,
