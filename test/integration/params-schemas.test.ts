@@ -289,7 +289,7 @@ describe("writes of tenants bound to a schema", () => {
     expect(await server.grpc.tenants.createTenant(request)).toEqual(created);
   });
 
-  it("validates creates that carry a deadline (their own transaction)", async () => {
+  it("validates creates that carry a deadline", async () => {
     const error = await rpcError(server.grpc.tenants.createTenant({ tenant: { ...unique(), params: { theme: { color: 3 } }, paramsSchema: theme } }, { timeoutMs: 10_000 }));
     expect(violations(error)).toEqual([["tenant.params.theme.color", "must be a string (the brand colour as #rrggbb), not the number 3"]]);
   });
