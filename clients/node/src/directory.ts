@@ -343,7 +343,7 @@ export class TenantDirectory {
     let pageToken = "";
     do {
       const page = await this.source.tenants.listTenants({ pageSize: this.pageSize, pageToken, showDeleted: true }, { signal });
-      for (const tenant of page.tenants) table.byId.set(tenant.id, tenant);
+      for (const tenant of page.tenants) table.upsert(tenant);
       pageToken = page.nextPageToken;
     } while (pageToken !== "");
     this.counters.loads++;
