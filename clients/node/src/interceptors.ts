@@ -87,7 +87,28 @@ function announceRemaining(header: Headers, remainingMs: number): void {
 }
 
 /**
- * Retries UNAVAILABLE (the service or its database could not be reached)
+ * UNAVAILABLE (the service answered that it, or its database, cannot be
+ * reached now; or no connection could be made), or a connection lost
+ * before any answer came: gRPC's own libraries report that as UNAVAILABLE,
+ * Connect-Node as CANCELED (HTTP/2 stream reset) or ABORTED (socket hang
+ * up). Those carry no response metadata at all, unlike every status the
+ * service sends (which comes with at least a content-type), and are only
+ * taken for a loss when the call's own signal (deadline, caller) did not
+ * end it.
+ */
+function isRetryable(error: unknown): boolean {
+  if (!(error instanceof ConnectError)) return false;
+  if (error.code === Code.Unavailable) return true;
+  return (error.code === Code.Canceled || error.code === Code.Aborted) && isEmpty(error.metadata);
+}
+
+function isEmpty(headers: Headers): boolean {
+  for (const _ of headers.keys()) return false;
+  return true;
+}
+
+/**
+ * Retries UNAVAILABLE and lost connections (see isRetryable)
  * with backoff, within the call's deadline: reads always, creates only with
  * a request_id. A create sent without one gets a UUID here, once per logical
  * call, so that every attempt carries the same one and a retry after a lost
@@ -111,9 +132,7 @@ export function retryInterceptor(options: Required<RetryOptions>): Interceptor {
       try {
         return await next(req);
       } catch (error) {
-        if (attempt >= options.maxAttempts || !(error instanceof ConnectError) || error.code !== Code.Unavailable || req.signal.aborted) {
-          throw error;
-        }
+        if (attempt >= options.maxAttempts || req.signal.aborted || !isRetryable(error)) throw error;
         const wait = backoffMs(attempt - 1, options.initialBackoffMs, options.maxBackoffMs);
         if (timeoutMs !== undefined && performance.now() - started + wait >= timeoutMs) throw error;
         await sleep(wait, req.signal).catch(() => {
