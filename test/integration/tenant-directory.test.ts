@@ -273,7 +273,7 @@ describe("TenantDirectory against the service", () => {
     cleanups.push(() => proxy.close());
     const errors: unknown[] = [];
     // Small pages: the reload takes many round trips, and reads run between them.
-    const directory = directoryOf(createTenancyClient({ baseUrl: proxy.url }), { pageSize: 100, onError: (e) => errors.push(e) });
+    const directory = directoryOf(createTenancyClient({ baseUrl: proxy.url }), { pageSize: 500, onError: (e) => errors.push(e) });
     await directory.ready();
     const changes: TenantDirectoryChange[] = [];
     directory.onChange((c) => changes.push(c));
