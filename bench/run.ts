@@ -1061,7 +1061,7 @@ async function main(): Promise<void> {
         `  pgbench select by domain (${d.pgbenchByDomain?.clients ?? "-"} clients): ${fmt(byDomainTps)} tps; directory / pgbench: ${ratio === undefined ? "-" : `${ratio.toFixed(0)}x`} (target >= 100x)`,
         `  LookupTenant over gRPC, same run: ${fmt(lookup?.service.rps)} req/s (${fmt(lookupCached?.service.rps)} with the service's cache; p50 ${ms(lookup?.service.p50)} ms)`,
         `  heap: ${fmt((d.bytesPerTenant * 100_000) / 2 ** 20, 1)} MB per 100,000 tenants (${fmt(d.bytesPerTenant)} bytes per tenant, params of ~400 bytes of JSON)`,
-        `  propagation at ${settings.directory.writeRate} writes/s (UpdateTenant, ${d.writes} acknowledged, ${d.writeErrors} failed): ` +
+        `  propagation at ${settings.directory.writeRate} writes/s (CreateTenant, ${d.writes} acknowledged, ${d.writeErrors} failed): ` +
           `write acknowledged to event applied p50 ${ms(d.propagationP50Ms)} ms, p99 ${ms(d.propagationP99Ms)} ms (target < 100 ms), max ${ms(d.propagationMaxMs)} ms; ` +
           `${d.appliedBeforeAck} applied before their acknowledgement (counted as 0)`,
       );
