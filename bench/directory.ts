@@ -1,0 +1,175 @@
+/**
+ * The tenant directory's benchmark: a process of its own (forked by
+ * bench/run.ts, answering over the IPC channel), started with
+ * --expose-gc so that the heap it measures holds only what is still
+ * reachable.
+ *
+ * - Memory: the heap the loaded directory holds, per tenant.
+ * - Lookups: `byDomain` in a tight loop on this process's one JavaScript
+ *   thread, with host names as clients send them (already normalized) and
+ *   in another spelling (upper case and a trailing dot: normalized on every
+ *   lookup).
+ * - Propagation: CreateTenant at a fixed rate (open loop), each write's
+ *   acknowledgement time against the time the directory applied its event
+ *   (the event carries the sequence the response header named).
+ */
+import { performance } from "node:perf_hooks";
+import { createTenancyClient } from "../clients/node/src/index.js";
+import { newTenant, tenantDomain, uniqueSeq } from "./scenarios.js";
+
+export interface DirectoryRunMessage {
+  type: "run";
+  baseUrl: string;
+  tenants: number;
+  lookupMs: number;
+  writeRate: number;
+  writeMs: number;
+}
+
+export interface DirectoryResult {
+  type: "result";
+  tenants: number;
+  loadMs: number;
+  heapBytes: number;
+  bytesPerTenant: number;
+  lookupsPerSecond: number;
+  lookupsPerSecondNormalizing: number;
+  writes: number;
+  writeErrors: number;
+  writeErrorSample?: string;
+  propagationP50Ms: number;
+  propagationP99Ms: number;
+  propagationMaxMs: number;
+  /** Events the directory applied before the write's response reached the writer. */
+  appliedBeforeAck: number;
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function heapUsed(): number {
+  if (!gc) throw new Error("run with --expose-gc");
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Lookups per second of `lookup` over `keys` (round robin) for about `ms`. */
+function lookupRate(keys: string[], ms: number, lookup: (key: string) => unknown): number {
+  let found = 0;
+  let count = 0;
+  const started = performance.now();
+  let elapsed = 0;
+  // Clock reads every 64K lookups only: a read costs as much as a lookup.
+  while (elapsed < ms) {
+    for (let i = 0; i < 65_536; i++) {
+      if (lookup(keys[(count + i) % keys.length]!) !== undefined) found++;
+    }
+    count += 65_536;
+    elapsed = performance.now() - started;
+  }
+  if (found !== count) throw new Error(`${count - found} of ${count} lookups found nothing`);
+  return (count / elapsed) * 1000;
+}
+
+async function run(message: DirectoryRunMessage): Promise<DirectoryResult> {
+  const client = createTenancyClient({ baseUrl: message.baseUrl });
+  const before = heapUsed();
+  const loadStarted = performance.now();
+  const directory = client.directory();
+  await directory.ready();
+  const loadMs = performance.now() - loadStarted;
+  const heapBytes = heapUsed() - before;
+  const tenants = directory.size;
+
+  // Shuffled, so that the loop does not walk the hash table in insertion order.
+  const domains = Array.from({ length: message.tenants }, (_, i) => tenantDomain(i + 1));
+  for (let i = domains.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [domains[i], domains[j]] = [domains[j]!, domains[i]!];
+  }
+  const spelled = domains.map((d) => `${d.toUpperCase()}.`);
+  const byDomain = (d: string) => directory.byDomain(d);
+  lookupRate(domains, Math.min(500, message.lookupMs), byDomain); // JIT warm-up
+  const lookupsPerSecond = lookupRate(domains, message.lookupMs, byDomain);
+  const lookupsPerSecondNormalizing = lookupRate(spelled, message.lookupMs, byDomain);
+
+  // Propagation while writes run at a fixed rate.
+  const acked = new Map<bigint, number>();
+  const applied = new Map<bigint, number>();
+  directory.onChange((change) => {
+    if (change.kind === "event") applied.set(change.event.sequence, performance.now());
+  });
+  // No deadline and no generated request_id: such creates share the
+  // service's coalesced batches (one commit for many), as the load
+  // generator's do; a create with either runs in a transaction of its own
+  // (see the README's Coalescing), which this phase is not about.
+  const writer = createTenancyClient({ baseUrl: message.baseUrl, timeoutMs: 0, retry: false });
+  let writes = 0;
+  let writeErrors = 0;
+  let writeErrorSample: string | undefined;
+  const inFlight = new Set<Promise<void>>();
+  const interval = 1000 / message.writeRate;
+  const started = performance.now();
+  for (let n = 0; ; n++) {
+    const due = started + n * interval;
+    if (due - started >= message.writeMs) break;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    let sequence: string | null = null;
+    const call = writer.tenants
+      .createTenant({ tenant: newTenant(uniqueSeq("dir", n)) }, { onHeader: (h) => (sequence = h.get("tenancy-event-sequence")) })
+      .then(
+        () => {
+          writes++;
+          if (sequence !== null) acked.set(BigInt(sequence), performance.now());
+        },
+        (error: unknown) => {
+          writeErrors++;
+          writeErrorSample ??= String(error);
+        },
+      )
+      .finally(() => inFlight.delete(call));
+    inFlight.add(call);
+  }
+  await Promise.all(inFlight);
+  await directory.waitFor(writer.lastEventSequence, { timeoutMs: 30_000 });
+  const delays: number[] = [];
+  let appliedBeforeAck = 0;
+  for (const [sequence, ackedAt] of acked) {
+    const at = applied.get(sequence);
+    if (at === undefined) throw new Error(`the directory never applied sequence ${sequence}`);
+    if (at < ackedAt) appliedBeforeAck++;
+    delays.push(Math.max(0, at - ackedAt));
+  }
+  delays.sort((a, b) => a - b);
+  directory.close();
+  return {
+    type: "result",
+    tenants,
+    loadMs,
+    heapBytes,
+    bytesPerTenant: heapBytes / tenants,
+    lookupsPerSecond,
+    lookupsPerSecondNormalizing,
+    writes,
+    writeErrors,
+    ...(writeErrorSample ? { writeErrorSample } : {}),
+    propagationP50Ms: percentile(delays, 50),
+    propagationP99Ms: percentile(delays, 99),
+    propagationMaxMs: delays.at(-1) ?? NaN,
+    appliedBeforeAck,
+  };
+}
+
+process.on("message", (message: DirectoryRunMessage | { type: "exit" }) => {
+  if (message.type === "exit") process.exit(0);
+  run(message).then(
+    (result) => process.send!(result),
+    (error: unknown) => process.send!({ type: "error", message: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+  );
+});
