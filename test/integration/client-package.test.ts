@@ -9,13 +9,16 @@
  * dependency closure, computed from the packed package.json and resolved
  * with the repository's own lockfile (whose tarballs `npm ci` has cached).
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import http from "node:http";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { Tenant_State } from "../../clients/node/src/index.js";
+import { freePort } from "../../src/database/embedded-postgres.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 const run = promisify(execFile);
@@ -176,6 +179,43 @@ process.exit(0);
       fromDirectory: true,
       renamed: `Renamed ${suffix}`,
     });
+  }, 60_000);
+
+  it("runs the README's node:http example: the tenant of each request from its Host header", async () => {
+    const readme = fs.readFileSync(path.join(repo, "README.md"), "utf8");
+    const example = /A `node:http` server that resolves[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(example).toBeDefined();
+    const port = await freePort();
+    const code = example!.replace('"http://tenancy:8080"', JSON.stringify(server.baseUrl)).replace(".listen(3000)", `.listen(${port}, "127.0.0.1")`);
+    expect(code).not.toBe(example);
+    fs.writeFileSync(path.join(scratch, "middleware.mjs"), code);
+    const acme = await server.grpc.tenants.createTenant({ tenant: { name: "Middleware Acme", domain: "middleware-acme.example", params: { plan: "pro" } } });
+    const paused = await server.grpc.tenants.createTenant({ tenant: { name: "Middleware Paused", domain: "middleware-paused.example" } });
+    await server.grpc.tenants.updateTenant({ tenant: { id: paused.id, state: Tenant_State.SUSPENDED }, updateMask: { paths: ["state"] } });
+    const child = spawn(process.execPath, ["middleware.mjs"], { cwd: scratch, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    try {
+      const get = (host: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = http.request({ host: "127.0.0.1", port, path: "/", headers: { host } }, (res) => {
+            let body = "";
+            res.on("data", (d) => (body += d));
+            res.on("end", () => resolve({ status: res.statusCode!, body }));
+          });
+          req.on("error", reject);
+          req.end();
+        });
+      // Listening once the directory is ready.
+      await vi.waitFor(() => get("middleware-acme.example").then((r) => expect(r.status).toBe(200)), { timeout: 30_000, interval: 100 });
+      expect(await get("Middleware-ACME.example.:8443")).toEqual({ status: 200, body: JSON.stringify({ tenant: acme.name, plan: "pro" }) });
+      expect((await get("middleware-paused.example")).status).toBe(403);
+      expect((await get("nobody.example")).status).toBe(404);
+      expect((await get("[::1]:3000")).status).toBe(404);
+    } finally {
+      child.kill();
+    }
+    expect(stderr).toBe("");
   }, 60_000);
 
   it("gives TypeScript full types (checked by tsc against the installed declarations)", async () => {
