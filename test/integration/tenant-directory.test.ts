@@ -266,7 +266,11 @@ describe("TenantDirectory against the service", () => {
   });
 
   it("on EVENTS_EXPIRED lists again while reads go on: no reader sees a tenant missing that existed before and after", async () => {
-    const stable = await Promise.all(Array.from({ length: 200 }, () => writes.tenants.createTenant({ tenant: unique("stable") })));
+    const { rows: stable } = await writer.sql.query<{ id: string; domain: string }>(
+      `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at)
+       SELECT gen_random_uuid(), 'Stable ' || i, 'stable-' || i || '.directory.example', '{}', now(), now() FROM generate_series(1, 200) i
+       RETURNING tenant_id AS id, domain`,
+    );
     const leaving = await writes.tenants.createTenant({ tenant: unique("leaving") });
     const server = await instance();
     const proxy = await TcpProxy.start(server.port);
