@@ -142,7 +142,7 @@ export class TenantDirectory {
 
   /** The table lookups are served from; undefined until the first load has caught up. */
   private live: TableState | undefined;
-  /** When the live table was last confirmed current (an event or a progress message), ms since the epoch. */
+  /** When the live table was last confirmed current (an event or a progress message), on the monotonic clock. */
   private heardAt = 0;
   private closed = false;
   private readonly stop = new AbortController();
@@ -238,10 +238,16 @@ export class TenantDirectory {
     const target = BigInt(sequence);
     if (this.closed) return Promise.reject(new TenantDirectoryClosedError());
     if (this.live !== undefined && this.live.sequence >= target) return Promise.resolve();
-    return withCancel(
-      new Promise<void>((resolve, reject) => this.waiters.push({ sequence: target, resolve, reject })),
-      options,
-    );
+    let waiter: Waiter | undefined;
+    const reached = new Promise<void>((resolve, reject) => {
+      waiter = { sequence: target, resolve, reject };
+      this.waiters.push(waiter);
+    });
+    // A caller that gives up leaves no waiter behind.
+    return withCancel(reached, options).catch((error: unknown) => {
+      this.waiters = this.waiters.filter((w) => w !== waiter);
+      throw error;
+    });
   }
 
   /** The sequence of the last event (or progress) the served table reflects; 0n before it is loaded. */
@@ -251,7 +257,7 @@ export class TenantDirectory {
 
   /** Milliseconds since the served table was last confirmed current by the service; Infinity before it is loaded. */
   get staleness(): number {
-    return this.live === undefined ? Infinity : Date.now() - this.heardAt;
+    return this.live === undefined ? Infinity : performance.now() - this.heardAt;
   }
 
   get isReady(): boolean {
@@ -292,7 +298,7 @@ export class TenantDirectory {
     if (this.closed) throw new TenantDirectoryClosedError();
     const live = this.live;
     if (live === undefined) throw new TenantDirectoryNotReadyError();
-    const staleness = Date.now() - this.heardAt;
+    const staleness = performance.now() - this.heardAt;
     if (staleness > this.maxStalenessMs) throw new TenantDirectoryStaleError(staleness, this.maxStalenessMs, this.lastError);
     return live.table;
   }
@@ -410,7 +416,7 @@ export class TenantDirectory {
 
   /** The live table has heard from the service: fresh, and possibly further along. */
   private confirm(): void {
-    this.heardAt = Date.now();
+    this.heardAt = performance.now();
     this.settleWaiters();
   }
 
@@ -419,7 +425,7 @@ export class TenantDirectory {
     working.table.index();
     const reload = this.live !== undefined;
     this.live = working;
-    this.heardAt = Date.now();
+    this.heardAt = performance.now();
     this.resolveReady();
     this.settleWaiters();
     if (reload) this.emit({ kind: "reloaded", sequence: working.sequence });
