@@ -680,17 +680,20 @@ async function runPgbench(db: Database, by: "pk" | "domain"): Promise<{ binary: 
   return { binary, tps: median(tps), clients: settings.poolSize, mode: "prepared" };
 }
 
-/** More tenants of the seed's shape (i = from..to), for the directory's memory figure. */
-async function seedMoreTenants(db: Database, from: number, to: number): Promise<void> {
+/**
+ * More tenants of the seed's shape (i = from..to), for the directory's
+ * memory figure; stamped as seeded, so that cleanup() keeps them.
+ */
+async function seedMoreTenants(db: Database, from: number, to: number, seededAt: Date): Promise<void> {
   if (to < from) return;
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
     await client.query(
       `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at)
-       SELECT md5('bench-tenant-' || i)::uuid, 'Bench Tenant ' || i, 'tenant-' || i || '.bench.example', ${tenantParamsSql("i")}, now(), now()
+       SELECT md5('bench-tenant-' || i)::uuid, 'Bench Tenant ' || i, 'tenant-' || i || '.bench.example', ${tenantParamsSql("i")}, $3, $3
          FROM generate_series($1::int, $2::int) i`,
-      [from, to],
+      [from, to, seededAt],
     );
     await client.query(`VACUUM ANALYZE "Tenants"`);
   } finally {
@@ -932,7 +935,7 @@ async function main(): Promise<void> {
       const tenants = Math.max(settings.data.tenants, settings.directory.tenants);
       if (tenants > settings.data.tenants) {
         log(`tenant directory: seeding tenants ${settings.data.tenants + 1} to ${tenants}`);
-        await seedMoreTenants(db, settings.data.tenants + 1, tenants);
+        await seedMoreTenants(db, settings.data.tenants + 1, tenants, seededAt);
       }
       await withService({ cache: false, workers: 1 }, async (service) => {
         log(`tenant directory: loading ${tenants} tenants, lookups, propagation at ${settings.directory.writeRate} writes/s`);
