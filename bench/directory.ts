@@ -17,6 +17,7 @@
  *   (the event carries the sequence the response header named).
  */
 import { performance } from "node:perf_hooks";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createTenancyClient } from "../clients/node/src/index.js";
 import { newTenant, tenantDomain, uniqueSeq } from "./scenarios.js";
 
@@ -48,6 +49,9 @@ export interface DirectoryResult {
   propagationP50Ms: number;
   propagationP99Ms: number;
   propagationMaxMs: number;
+  /** From the event's commit time (PostgreSQL's clock, same machine) to the directory applying it. */
+  commitToAppliedP50Ms: number;
+  commitToAppliedP99Ms: number;
   /** Events the directory applied before the write's response reached the writer. */
   appliedBeforeAck: number;
 }
@@ -122,8 +126,12 @@ async function run(message: DirectoryRunMessage): Promise<DirectoryResult> {
   // Propagation while writes run at a fixed rate.
   const acked = new Map<bigint, number>();
   const applied = new Map<bigint, number>();
+  const sinceCommit: number[] = [];
   directory.onChange((change) => {
-    if (change.kind === "event") applied.set(change.event.sequence, performance.now());
+    if (change.kind !== "event") return;
+    const now = performance.now();
+    applied.set(change.event.sequence, now);
+    if (change.event.time) sinceCommit.push(performance.timeOrigin + now - timestampMs(change.event.time));
   });
   // No deadline and no generated request_id: such creates share the
   // service's coalesced batches (one commit for many), as the load
@@ -168,6 +176,7 @@ async function run(message: DirectoryRunMessage): Promise<DirectoryResult> {
     delays.push(Math.max(0, at - ackedAt));
   }
   delays.sort((a, b) => a - b);
+  sinceCommit.sort((a, b) => a - b);
   directory.close();
   return {
     type: "result",
@@ -184,6 +193,8 @@ async function run(message: DirectoryRunMessage): Promise<DirectoryResult> {
     propagationP50Ms: percentile(delays, 50),
     propagationP99Ms: percentile(delays, 99),
     propagationMaxMs: delays.at(-1) ?? NaN,
+    commitToAppliedP50Ms: percentile(sinceCommit, 50),
+    commitToAppliedP99Ms: percentile(sinceCommit, 99),
     appliedBeforeAck,
   };
 }

@@ -1069,7 +1069,8 @@ async function main(): Promise<void> {
         `  heap: ${fmt((d.bytesPerTenant * 100_000) / 2 ** 20, 1)} MB per 100,000 tenants (${fmt(d.bytesPerTenant)} bytes per tenant, params of ~400 bytes of JSON)`,
         `  propagation at ${settings.directory.writeRate} writes/s (CreateTenant, ${d.writes} acknowledged, ${d.writeErrors} failed): ` +
           `write acknowledged to event applied p50 ${ms(d.propagationP50Ms)} ms, p99 ${ms(d.propagationP99Ms)} ms (target < 100 ms), max ${ms(d.propagationMaxMs)} ms; ` +
-          `${d.appliedBeforeAck} applied before their acknowledgement (counted as 0)`,
+          `${d.appliedBeforeAck} applied before their acknowledgement (counted as 0); ` +
+          `commit (the event's time) to applied p50 ${ms(d.commitToAppliedP50Ms)} ms, p99 ${ms(d.commitToAppliedP99Ms)} ms`,
       );
       if (d.writeErrorSample) lines.push(`  first write error: ${d.writeErrorSample}`);
     }
