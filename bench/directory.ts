@@ -133,11 +133,11 @@ async function run(message: DirectoryRunMessage): Promise<DirectoryResult> {
     applied.set(change.event.sequence, now);
     if (change.event.time) sinceCommit.push(performance.timeOrigin + now - timestampMs(change.event.time));
   });
-  // No deadline and no generated request_id: such creates share the
-  // service's coalesced batches (one commit for many), as the load
-  // generator's do; a create with either runs in a transaction of its own
-  // (see the README's Coalescing), which this phase is not about.
-  const writer = createTenancyClient({ baseUrl: message.baseUrl, timeoutMs: 0, retry: false });
+  // Creates without a generated request_id share the service's coalesced
+  // batches (one commit for many), as the load generator's do; one with a
+  // request_id runs in a transaction of its own (README, Coalescing), which
+  // this phase is not about.
+  const writer = createTenancyClient({ baseUrl: message.baseUrl, retry: { creates: false } });
   let writes = 0;
   let writeErrors = 0;
   let writeErrorSample: string | undefined;

@@ -146,16 +146,26 @@ describe.each(protocols)("createTenancyClient over %s", (_name, options) => {
     expect(seen[4]!.requestId).toBe("0b0c7d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5");
   });
 
-  it("never retries an update, and sends no request_id when retries are off", async () => {
+  it("never retries an update; creates without a request_id are not retried when told so, nor when retries are off", async () => {
     const client = createTenancyClient({ ...options(), retry: fast });
     script = ["unavailable", "ok"];
     await expect(client.tenants.updateTenant({ tenant: { id: "a" } })).rejects.toMatchObject({ code: Code.Unavailable });
     expect(seen).toHaveLength(1);
+    const noCreateRetries = createTenancyClient({ ...options(), retry: { ...fast, creates: false } });
+    script = ["unavailable", "ok"];
+    await expect(noCreateRetries.tenants.createTenant({ tenant: { name: "x", domain: "x.example" } })).rejects.toMatchObject({ code: Code.Unavailable });
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.requestId).toBe("");
+    // A request_id the caller set makes the create safe to retry again.
+    script = ["unavailable", "ok"];
+    await noCreateRetries.tenants.createTenant({ tenant: { name: "x", domain: "x.example" }, requestId: "0b0c7d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5" });
+    expect(seen.slice(2).map((s) => s.requestId)).toEqual(["0b0c7d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5", "0b0c7d1e-2a3b-4c5d-8e9f-a0b1c2d3e4f5"]);
+    seen = [];
     const noRetry = createTenancyClient({ ...options(), retry: false });
     script = ["unavailable"];
     await expect(noRetry.tenants.createTenant({ tenant: { name: "x", domain: "x.example" } })).rejects.toMatchObject({ code: Code.Unavailable });
-    expect(seen).toHaveLength(2);
-    expect(seen[1]!.requestId).toBe("");
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.requestId).toBe("");
   });
 
   it("ends a call at its default deadline, retries included", async () => {

@@ -19,9 +19,17 @@ export interface RetryOptions {
   initialBackoffMs?: number;
   /** The longest wait between two attempts. Default 2,000 ms. */
   maxBackoffMs?: number;
+  /**
+   * Retry creates too, with a request_id generated for the logical call when
+   * the request has none (default true). The service runs a create with a
+   * request_id in a transaction of its own, where it also keeps the
+   * response for retries; `false` leaves creates without one (unless the
+   * caller sets it) on the service's coalesced path, and does not retry them.
+   */
+  creates?: boolean;
 }
 
-export const defaultRetry: Required<RetryOptions> = { maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 2_000 };
+export const defaultRetry: Required<RetryOptions> = { maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 2_000, creates: true };
 
 /**
  * Full-jitter exponential backoff (the AWS architecture blog's variant):
@@ -121,6 +129,7 @@ export function retryInterceptor(options: Required<RetryOptions>): Interceptor {
     if (call.stream) return next(call);
     const kind = retryKindOf(call.method);
     if (kind === "never") return next(call);
+    if (kind === "create" && !options.creates && !(call.message as { requestId?: string }).requestId) return next(call);
     let req = call;
     if (kind === "create" && !(req.message as { requestId?: string }).requestId) {
       // A copy: the caller's message object stays as it was.
