@@ -14,6 +14,7 @@ import { createTenancyClients } from "../src/client.js";
 import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from "../src/database/embedded-postgres.js";
 import { initORM, migrate } from "../src/database/orm.js";
 import type { RunMessage, RunResult, SetupMessage } from "./load.js";
+import type { DirectoryResult, DirectoryRunMessage } from "./directory.js";
 import { formatProfile, summarizeProfile, type ProfileSummary } from "./profile.js";
 import { measureFollowRate, measureWatchLatency, setEventTriggers, type FollowRate, type WatchLatency } from "./events.js";
 import {
@@ -71,6 +72,14 @@ const settings = {
     (env.BENCH_PROFILE ?? "").trim().toLowerCase(),
   ),
   out: env.BENCH_OUT?.trim() || "bench-results/latest.json",
+  /** The tenant directory (@tenancy/client): its phase runs unless BENCH_SCENARIOS leaves out "directory". */
+  directory: {
+    /** Tenants it loads: 0 means the seeded set; more are seeded for this phase (full mode: 100,000). */
+    tenants: int("BENCH_DIRECTORY_TENANTS", quick ? 0 : 100_000, 0),
+    lookupMs: int("BENCH_DIRECTORY_LOOKUP_MS", quick ? 1_000 : 5_000),
+    writeRate: int("BENCH_DIRECTORY_WRITE_RATE", 500),
+    writeMs: int("BENCH_DIRECTORY_WRITE_MS", quick ? 3_000 : 10_000),
+  },
   client: (env.BENCH_CLIENT?.trim() === "connect" ? "connect" : "raw") as "raw" | "connect",
   /**
    * The deadline every RPC carries, as a typed client sends one
@@ -659,13 +668,17 @@ function findPgbench(): string | undefined {
   return undefined;
 }
 
-async function runPgbench(db: Database): Promise<{ binary: string; tps: number; clients: number; mode: string } | undefined> {
+/** PostgreSQL's own figure for one statement on the seeded tenants: select by primary key, or by domain (the directory's comparison). */
+async function runPgbench(db: Database, by: "pk" | "domain"): Promise<{ binary: string; tps: number; clients: number; mode: string } | undefined> {
   const binary = findPgbench();
   if (!binary) return undefined;
-  const script = path.join(resultsDir, "pgbench-select-by-pk.sql");
+  const script = path.join(resultsDir, `pgbench-select-by-${by}.sql`);
   fs.writeFileSync(
     script,
-    `\\set n random(1, :ntenants)\nSELECT * FROM "Tenants" WHERE tenant_id = md5('bench-tenant-' || :n)::uuid LIMIT 1;\n`,
+    by === "pk"
+      ? `\\set n random(1, :ntenants)\nSELECT * FROM "Tenants" WHERE tenant_id = md5('bench-tenant-' || :n)::uuid LIMIT 1;\n`
+      : // The baseline's LookupTenant statement (bench/scenarios.ts), with the domain built by pgbench.
+        `\\set n random(1, :ntenants)\nSELECT * FROM "Tenants" WHERE domain = 'tenant-' || :n || '.bench.example' AND state <> 'DELETED' LIMIT 1;\n`,
   );
   const seconds = Math.max(1, Math.round(settings.durationMs / 1000));
   const tps: number[] = [];
@@ -685,6 +698,47 @@ async function runPgbench(db: Database): Promise<{ binary: string; tps: number; 
     if (match) tps.push(Number(match[1]));
   }
   return { binary, tps: median(tps), clients: settings.poolSize, mode: "prepared" };
+}
+
+/**
+ * More tenants of the seed's shape (i = from..to), for the directory's
+ * memory figure; stamped as seeded, so that cleanup() keeps them.
+ */
+async function seedMoreTenants(db: Database, from: number, to: number, seededAt: Date): Promise<void> {
+  if (to < from) return;
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at)
+       SELECT md5('bench-tenant-' || i)::uuid, 'Bench Tenant ' || i, 'tenant-' || i || '.bench.example', ${tenantParamsSql("i")}, $3, $3
+         FROM generate_series($1::int, $2::int) i`,
+      [from, to, seededAt],
+    );
+    await client.query(`VACUUM ANALYZE "Tenants"`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Runs bench/directory.ts in a process of its own against the service. */
+async function runDirectory(message: Omit<DirectoryRunMessage, "type">): Promise<DirectoryResult> {
+  const child = fork(path.resolve("bench/directory.ts"), [], { execArgv: ["--import", "tsx", "--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  try {
+    return await new Promise<DirectoryResult>((resolve, reject) => {
+      child.once("message", (reply: DirectoryResult | { type: "error"; message: string }) =>
+        reply.type === "result" ? resolve(reply) : reject(new Error(`directory benchmark: ${reply.message}`)),
+      );
+      child.once("exit", (code) => reject(new Error(`the directory benchmark exited with ${code}`)));
+      child.send({ type: "run", ...message } satisfies DirectoryRunMessage);
+    });
+  } finally {
+    if (child.exitCode === null) {
+      const exited = once(child, "exit");
+      child.send({ type: "exit" });
+      await exited;
+    }
+  }
 }
 
 // ---------------------------------------------------------------- report
@@ -923,10 +977,40 @@ async function main(): Promise<void> {
 
     // PostgreSQL's own figure for the select by primary key.
     log("pgbench: select by primary key");
-    const pgbench = await runPgbench(db).catch((error: unknown) => {
+    const pgbench = await runPgbench(db, "pk").catch((error: unknown) => {
       log(`pgbench failed: ${String(error)}`);
       return undefined;
     });
+
+    // The tenant directory: resolution in memory instead of a round trip.
+    let directory: (DirectoryResult & { pgbenchByDomain?: Awaited<ReturnType<typeof runPgbench>> }) | undefined;
+    if (!settings.scenarios || settings.scenarios.includes("directory")) {
+      log("pgbench: select by domain");
+      const pgbenchByDomain = await runPgbench(db, "domain").catch((error: unknown) => {
+        log(`pgbench failed: ${String(error)}`);
+        return undefined;
+      });
+      const tenants = Math.max(settings.data.tenants, settings.directory.tenants);
+      if (tenants > settings.data.tenants) {
+        log(`tenant directory: seeding tenants ${settings.data.tenants + 1} to ${tenants}`);
+        await seedMoreTenants(db, settings.data.tenants + 1, tenants, seededAt);
+      }
+      await withService({ cache: false, workers: 1 }, async (service) => {
+        log(`tenant directory: loading ${tenants} tenants, lookups, propagation at ${settings.directory.writeRate} writes/s`);
+        directory = {
+          ...(await runDirectory({
+            baseUrl: service.baseUrl,
+            tenants,
+            lookupTenants: settings.data.tenants,
+            lookupMs: settings.directory.lookupMs,
+            writeRate: settings.directory.writeRate,
+            writeMs: settings.directory.writeMs,
+          })),
+          pgbenchByDomain,
+        };
+      });
+      await cleanup(db, seededAt);
+    }
 
     // Where the time goes: CPU profiles of the service.
     const profiles: Array<{ id: string; requests: number; summary: ProfileSummary; text: string }> = [];
@@ -1026,6 +1110,31 @@ async function main(): Promise<void> {
     }
     if (pgbench) lines.push(`pgbench (select by primary key, ${pgbench.clients} clients, ${pgbench.mode}): ${fmt(pgbench.tps)} tps`);
     else lines.push("pgbench: not found on this machine (set BENCH_PGBENCH)");
+    const directoryTargets: Array<{ label: string; met: boolean }> = [];
+    if (directory) {
+      const d = directory;
+      const byDomainTps = d.pgbenchByDomain?.tps;
+      const ratio = byDomainTps ? d.lookupsPerSecond / byDomainTps : undefined;
+      const lookup = results.find((r) => r.id === "lookup");
+      const lookupCached = results.find((r) => r.id === "lookup-cached");
+      directoryTargets.push({ label: `Directory lookups ${ratio === undefined ? "-" : `${ratio.toFixed(0)}x`} pgbench by domain`, met: ratio !== undefined && ratio >= 100 });
+      directoryTargets.push({ label: `Directory propagation p99 ${ms(d.propagationP99Ms)}ms`, met: d.propagationP99Ms < 100 });
+      lines.push(
+        "",
+        `Tenant directory (@tenancy/client), ${d.tenants} tenants loaded in ${(d.loadMs / 1000).toFixed(1)} s:`,
+        `  lookups by domain per second of one thread's CPU, random over pgbench's ${settings.data.tenants} domains: ${fmt(d.lookupsPerSecond)} as sent (normalized), ` +
+          `${fmt(d.lookupsPerSecondNormalizing)} in another spelling (upper case, trailing dot: normalized per lookup)` +
+          (d.tenants > settings.data.tenants ? `; random over all ${d.tenants}: ${fmt(d.lookupsPerSecondAllTenants)}` : ""),
+        `  pgbench select by domain (${d.pgbenchByDomain?.clients ?? "-"} clients): ${fmt(byDomainTps)} tps; directory / pgbench: ${ratio === undefined ? "-" : `${ratio.toFixed(0)}x`} (target >= 100x)`,
+        `  LookupTenant over gRPC, same run: ${fmt(lookup?.service.rps)} req/s (${fmt(lookupCached?.service.rps)} with the service's cache; p50 ${ms(lookup?.service.p50)} ms)`,
+        `  heap: ${fmt((d.bytesPerTenant * 100_000) / 2 ** 20, 1)} MB per 100,000 tenants (${fmt(d.bytesPerTenant)} bytes per tenant, params of ~400 bytes of JSON)`,
+        `  propagation at ${settings.directory.writeRate} writes/s (CreateTenant, ${d.writes} acknowledged, ${d.writeErrors} failed): ` +
+          `write acknowledged to event applied p50 ${ms(d.propagationP50Ms)} ms, p99 ${ms(d.propagationP99Ms)} ms (target < 100 ms), max ${ms(d.propagationMaxMs)} ms; ` +
+          `${d.appliedBeforeAck} applied before their acknowledgement (counted as 0); ` +
+          `commit (the event's time) to applied p50 ${ms(d.commitToAppliedP50Ms)} ms, p99 ${ms(d.commitToAppliedP99Ms)} ms`,
+      );
+      if (d.writeErrorSample) lines.push(`  first write error: ${d.writeErrorSample}`);
+    }
     const coalesced = sqlChecks.filter((c) => c.coalesced);
     const differing = sqlChecks.filter((c) => !c.sameStatements && !c.coalesced);
     lines.push(
@@ -1038,13 +1147,20 @@ async function main(): Promise<void> {
         `CPU s/1k = service CPU seconds per 1,000 requests; RSS = service peak; ratio = service / direct SQL req/s`,
     );
     for (const p of profiles) lines.push("", p.text);
-    const errorCount = [...results.map((r) => r.service.errors), ...[...baselines.values()].map((b) => b.errors), ...scaling.map((s) => s.figures.errors)].reduce((a, b) => a + b, 0);
+    const errorCount = [
+      ...results.map((r) => r.service.errors),
+      ...[...baselines.values()].map((b) => b.errors),
+      ...scaling.map((s) => s.figures.errors),
+      directory?.writeErrors ?? 0,
+    ].reduce((a, b) => a + b, 0);
     const targets = results.filter((r) => r.target);
     const summary =
       `bench ${quick ? "(quick) " : ""}` +
       targets.map((r) => `${r.label} ${r.ratio!.toFixed(2)}x${r.halfRate ? ` p99@50% ${ms(r.halfRate.figures.p99)}ms` : ""} ${r.met ? "ok" : "MISSED"}`).join("; ") +
       (scaling.length ? `; ${scaling.map((s) => `${s.label} ${s.workers} workers ${s.factor.toFixed(2)}x`).join("; ")}` : "") +
-      `; ${targets.filter((r) => r.met).length}/${targets.length} targets met; ${errorCount} errors; ${Math.round((Date.now() - started) / 1000)} s`;
+      directoryTargets.map((t) => `; ${t.label} ${t.met ? "ok" : "MISSED"}`).join("") +
+      `; ${targets.filter((r) => r.met).length + directoryTargets.filter((t) => t.met).length}/${targets.length + directoryTargets.length} targets met; ` +
+      `${errorCount} errors; ${Math.round((Date.now() - started) / 1000)} s`;
     lines.push("", summary);
     process.stdout.write(lines.join("\n") + "\n");
 
@@ -1065,6 +1181,7 @@ async function main(): Promise<void> {
       scaling,
       pgbench,
       feed,
+      directory,
       sqlChecks,
       profiles: profiles.map(({ id, requests, summary }) => ({ id, requests, summary })),
       summary,

@@ -1,9 +1,8 @@
 /**
- * Typed clients for other backend services:
- *
- *   import { createTenancyClients } from "tenancy/client";
- *   const { tenants } = createTenancyClients({ baseUrl: "http://tenancy:8080" });
- *   const tenant = await tenants.lookupTenant({ key: { case: "domain", value: host } });
+ * Plain typed clients, without the deadline, retries or generated
+ * request_ids of @tenancy/client (clients/node): what the tests and the
+ * benchmark need to see the service's own answers. Other services install
+ * @tenancy/client.
  */
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
