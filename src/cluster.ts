@@ -50,7 +50,7 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
       const host = address.address ?? config.host;
       log.info(
         { address: `${host}:${address.port}`, workers: config.workers, database: embedded ? `embedded (${config.dataDir})` : "DATABASE_URL" },
-        `tenancy listening on http://${host}:${address.port} with ${config.workers} workers`,
+        `tenancy listening on ${config.tls ? "https" : "http"}://${host}:${address.port} with ${config.workers} workers`,
       );
     }
   });
@@ -100,6 +100,10 @@ export async function runPrimary(config: Config, log: Logger): Promise<void> {
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  // Each worker serves TLS itself: each reloads its certificate.
+  process.on("SIGHUP", () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGHUP");
+  });
 
   for (let i = 0; i < config.workers; i++) fork();
 }

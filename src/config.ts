@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { isLoopbackHost, LOOPBACK_HOSTS, MIN_SECRET_BYTES, parseJwks, type AuthConfig } from "./auth/auth.config.js";
 import { readEventRelayConfig, type EventRelayConfig } from "./events/event-relay.config.js";
+import { loadTlsFiles, TlsFilesError, type TlsFiles } from "./http/tls.js";
 
 /**
  * Configuration from the environment, validated once at start-up so that a
@@ -47,6 +48,14 @@ export interface Config {
   auth: AuthConfig;
   /** Where the change feed is relayed (EVENTS_NATS_* variables); unset: nowhere. */
   eventRelay: EventRelayConfig | undefined;
+  /** Serve HTTPS with this certificate and key (TLS_CERT, TLS_KEY); cleartext when unset. */
+  tls: TlsFiles | undefined;
+  /** How long a new connection may take to finish TLS and send its first bytes, in milliseconds. */
+  connectionPrefaceTimeoutMs: number;
+  /** How long an HTTP/2 connection that never opens a stream stays open, in milliseconds. */
+  http2NoStreamTimeoutMs: number;
+  /** Serve unary gRPC through src/rpc/grpc-fast-path.ts (GRPC_FAST_PATH=off: everything through Connect). */
+  grpcFastPath: boolean;
   /** The admin console at /console/ (CONSOLE_* variables); undefined when turned off. */
   console: ConsoleConfig | undefined;
 }
@@ -224,6 +233,21 @@ function consoleConfig(env: Env, auth: AuthConfig): ConsoleConfig | undefined {
   }
   const scopes = env.CONSOLE_OIDC_SCOPES?.trim().split(/\s+/).join(" ") || "openid tenancy.admin";
   return { oidc: { issuer, clientId, scopes } };
+
+/** TLS_CERT and TLS_KEY: both or neither, and files that load (checked now, not at the first connection). */
+function tlsFiles(env: Env): TlsFiles | undefined {
+  const certFile = env.TLS_CERT?.trim() || undefined;
+  const keyFile = env.TLS_KEY?.trim() || undefined;
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile) throw new ConfigError("TLS_CERT", "must be set with TLS_KEY (the PEM certificate chain to serve HTTPS with)");
+  if (!keyFile) throw new ConfigError("TLS_KEY", "must be set with TLS_CERT (the PEM private key of the certificate)");
+  try {
+    loadTlsFiles({ certFile, keyFile });
+  } catch (error) {
+    if (error instanceof TlsFilesError) throw new ConfigError(error.variable, error.message.slice(error.variable.length + 1));
+    throw error;
+  }
+  return { certFile, keyFile };
 }
 
 const logLevels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -273,5 +297,9 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError(variable, detail);
     }),
     console: consoleConfig(env, authConfig),
+    tls: tlsFiles(env),
+    connectionPrefaceTimeoutMs: integer(env, "CONNECTION_PREFACE_TIMEOUT_MS", 10_000, 100, 600_000),
+    http2NoStreamTimeoutMs: integer(env, "HTTP2_NO_STREAM_TIMEOUT_MS", 30_000, 100, 3_600_000),
+    grpcFastPath: boolean(env, "GRPC_FAST_PATH", true),
   };
 }

@@ -63,6 +63,16 @@ async function main(): Promise<void> {
     });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // A renewed certificate needs no restart: new connections get it.
+  process.on("SIGHUP", () => {
+    if (!server.secure) return log.info("SIGHUP: no TLS certificate to reload");
+    try {
+      server.reloadTls();
+      log.info({ cert: config.tls?.certFile }, "TLS certificate reloaded");
+    } catch (error) {
+      log.error({ err: error }, "TLS certificate not reloaded: the current one stays in use");
+    }
+  });
 }
 
 /** Everything the server needs, each step registered with `cleanup` so that a failure after it undoes it. */
@@ -108,6 +118,9 @@ async function start(config: Config, log: Logger, cleanup: StartupCleanup) {
     watch: { progressIntervalMs: config.watchProgressIntervalMs, maxBacklog: config.watchMaxBacklog },
     eventRelay: config.eventRelay,
     console: config.console,
+    tls: config.tls,
+    connectionPrefaceTimeoutMs: config.connectionPrefaceTimeoutMs,
+    http2NoStreamTimeoutMs: config.http2NoStreamTimeoutMs,
   });
   cleanup.add(() => server.close(0));
   const maintenance = startMaintenance(orm, log, {
@@ -125,9 +138,9 @@ async function start(config: Config, log: Logger, cleanup: StartupCleanup) {
   }
   log.info(
     { address: `${address.address}:${address.port}`, database: embedded ? `embedded (${embedded.directory})` : database.url },
-    `tenancy listening on http://${address.address}:${address.port}`,
+    `tenancy listening on ${server.secure ? "https" : "http"}://${address.address}:${address.port}`,
   );
-  if (config.console) log.info(`admin console at http://${address.address}:${address.port}/console/`);
+  if (config.console) log.info(`admin console at ${server.secure ? "https" : "http"}://${address.address}:${address.port}/console/`);
   return { embedded, orm, health, server, maintenance };
 }
 

@@ -1,6 +1,4 @@
-import http from "node:http";
-import http2 from "node:http2";
-import net from "node:net";
+import type net from "node:net";
 import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { MikroORM } from "@mikro-orm/postgresql";
@@ -8,6 +6,8 @@ import type { Logger } from "./logger.js";
 import { routes } from "./routes.js";
 import { createCors } from "./http/cors.js";
 import { createConsoleHandler } from "./http/console.js";
+import { createOnePort, type Request, type Response } from "./http/one-port.js";
+import type { TlsFiles } from "./http/tls.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
 import { Metrics } from "./metrics/metrics.js";
 import type { TenantRules } from "./tenants/tenant.service.js";
@@ -57,6 +57,12 @@ export interface ServerDeps {
   eventRelay?: Omit<EventRelayOptions, "databaseUrl" | "log">;
   /** Serve the admin console at /console/ (src/http/console.ts); off when unset. */
   console?: { dir?: string; oidc?: { issuer: string; clientId: string; scopes: string } };
+  /** Serve HTTPS with this certificate and key; cleartext when unset. */
+  tls?: TlsFiles;
+  /** How long a new connection may take to finish TLS and send its first bytes. Default 10 s. */
+  connectionPrefaceTimeoutMs?: number;
+  /** How long an HTTP/2 connection that never opens a stream stays open. Default 30 s. */
+  http2NoStreamTimeoutMs?: number;
 }
 
 export interface Server {
@@ -67,6 +73,10 @@ export interface Server {
    * `graceMs`, then closes whatever is left.
    */
   close(graceMs?: number): Promise<void>;
+  /** Reads the TLS certificate and key files again (SIGHUP); throws, keeping the current ones, when they do not load. */
+  reloadTls(): void;
+  /** Whether it serves HTTPS. */
+  readonly secure: boolean;
   /** The tenant cache and its invalidation listener (for tests and diagnostics). */
   readonly tenantCache: TenantCaching;
   /** The coalescing reader of GetTenant and LookupTenant by domain (for tests and diagnostics). */
@@ -82,14 +92,7 @@ export interface Server {
   readonly paramsSchemas: ParamsSchemaRegistry;
 }
 
-const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
-/**
- * One cleartext port for every protocol: gRPC needs HTTP/2 with prior
- * knowledge, browsers and curl speak HTTP/1.1. The first bytes of a
- * connection tell which: an HTTP/2 client starts with the connection
- * preface, anything else is handed to the HTTP/1.1 server.
- */
+/** Every protocol on one port (see src/http/one-port.ts). */
 export function createServer(deps: ServerDeps): Server {
   const auth: AuthConfig = deps.auth ?? { mode: "none" };
   const metrics = new Metrics(deps.orm);
@@ -212,57 +215,16 @@ export function createServer(deps: ServerDeps): Server {
     },
   });
   const cors = createCors(deps.corsOrigins ?? []);
-  const handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-    if (cors(req, res)) return;
-    // A response may start before its request body was read to the end: a
-    // message over readMaxBytes is refused after its length prefix. Node then
-    // stops reading the connection for good, which would stall the next
-    // request on it; this response is made the connection's last instead.
-    if (req instanceof http.IncomingMessage && res instanceof http.ServerResponse) {
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: http.ServerResponse, ...args: unknown[]) {
-        if (!req.complete) this.shouldKeepAlive = false;
-        return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
-      } as typeof res.writeHead;
-    }
-    rpc(req, res);
-  };
-
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer({}, handler);
-  grpcFastPath.install(h2);
-  const sockets = new Set<net.Socket>();
-  const sessions = new Set<http2.Http2Session>();
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
-
-  // No Nagle, as Node's own HTTP servers: an RPC answer is several small
-  // writes (headers, data, trailers) that should not wait for an ACK.
-  const tcp = net.createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
-    let received = Buffer.alloc(0);
-    const sniff = (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      const n = Math.min(received.length, HTTP2_PREFACE.length);
-      const matches = received.subarray(0, n).equals(HTTP2_PREFACE.subarray(0, n));
-      if (matches && received.length < HTTP2_PREFACE.length) return; // wait for more
-      socket.off("data", sniff);
-      socket.pause();
-      socket.unshift(received);
-      if (matches) {
-        // The HTTP/2 session reads what is already buffered itself; resuming
-        // here would emit it to nobody.
-        h2.emit("connection", socket);
-      } else {
-        h1.emit("connection", socket);
-        socket.resume();
-      }
-    };
-    socket.on("data", sniff);
+  const port = createOnePort({
+    handler: (req: Request, res: Response) => {
+      if (cors(req, res)) return;
+      rpc(req, res);
+    },
+    takeStream: grpcFastPath.takeStream,
+    prefaceTimeoutMs: deps.connectionPrefaceTimeoutMs ?? 10_000,
+    idleSessionTimeoutMs: deps.http2NoStreamTimeoutMs ?? 30_000,
+    tls: deps.tls,
+    log: deps.logger,
   });
 
   return {
@@ -273,7 +235,7 @@ export function createServer(deps: ServerDeps): Server {
     eventHub,
     eventRelay,
     paramsSchemas,
-    listen(port, host) {
+    listen(portNumber, host) {
       // The configuration refuses this too; this guard also covers servers built in code.
       if (auth.mode === "none" && !isLoopbackHost(host)) {
         return Promise.reject(new Error(`without authentication (auth mode none) the server listens only on loopback, not on "${host}"`));
@@ -281,30 +243,22 @@ export function createServer(deps: ServerDeps): Server {
       tenantCache.start();
       eventHub.start();
       eventRelay?.start();
-      return new Promise((resolve, reject) => {
-        tcp.once("error", reject);
-        tcp.listen(port, host, () => {
-          tcp.off("error", reject);
-          resolve(tcp.address() as net.AddressInfo);
-        });
-      });
+      return port.listen(portNumber, host);
     },
     async close(graceMs = 10_000) {
-      const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
-      // Watch streams never end by themselves: end them first (UNAVAILABLE,
+      // Watch streams never end by themselves: they are ended first (UNAVAILABLE,
       // "resume elsewhere"), so that they don't hold the shutdown for its grace period.
       // The relay needs no request to finish: it records what was acknowledged and lets the lock go.
-      await Promise.all([eventHub.stop(), eventRelay?.stop()]);
-      for (const session of sessions) session.close(); // GOAWAY: no new streams, running ones finish
-      h1.closeIdleConnections();
-      const deadline = setTimeout(() => {
-        for (const socket of sockets) socket.destroy();
-      }, graceMs);
-      const idle = setInterval(() => h1.closeIdleConnections(), 50);
-      await closed;
-      clearTimeout(deadline);
-      clearInterval(idle);
+      await port.close(graceMs, async () => {
+        await Promise.all([eventHub.stop(), eventRelay?.stop()]);
+      });
       await tenantCache.stop();
+    },
+    reloadTls() {
+      port.reloadTls();
+    },
+    get secure() {
+      return port.secure;
     },
   };
 }

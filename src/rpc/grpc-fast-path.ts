@@ -1,4 +1,4 @@
-import type http2 from "node:http2";
+import http2 from "node:http2";
 import { create, fromBinary, isMessage, toBinary, type BinaryReadOptions, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import {
   Code,
@@ -62,8 +62,8 @@ export interface GrpcFastPathOptions {
 export interface GrpcFastPath {
   /** Wraps the routes given to the Connect adapter, to learn the implementations it serves. */
   routes(routes: (router: ConnectRouter) => void): (router: ConnectRouter) => void;
-  /** Serves eligible streams of this HTTP/2 server; the others keep going to its request handler. */
-  install(server: http2.Http2Server): void;
+  /** Serves this stream when it is eligible (true), from its headers alone; else leaves it (false). */
+  takeStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean;
 }
 
 const CONTENT_TYPES = new Set(["application/grpc", "application/grpc+proto"]);
@@ -247,6 +247,9 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
         if (!finished) {
           finished = true;
           respondError(new ConnectError(`message is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted));
+          // The status went out in the headers, which a reset does not
+          // overtake: stop the client sending the rest (RFC 9113 section 8.1).
+          stream.close(http2.constants.NGHTTP2_NO_ERROR);
         }
         return;
       }
@@ -290,15 +293,10 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       };
     },
 
-    install(server) {
-      // The request handler given to http2.createServer listens for
-      // "stream"; eligible streams are taken before it sees them.
-      const others = server.listeners("stream") as Array<(...args: unknown[]) => void>;
-      server.removeAllListeners("stream");
-      server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
-        if (accepts(headers)) serve(stream, headers);
-        else for (const listener of others) listener.call(server, stream, headers, ...rest);
-      });
+    takeStream(stream, headers) {
+      if (!accepts(headers)) return false;
+      serve(stream, headers);
+      return true;
     },
   };
 }

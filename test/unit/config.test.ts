@@ -1,5 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
+import { certificateDirectory } from "../support/certificates.js";
 
 describe("loadConfig", () => {
   it("has defaults for everything", () => {
@@ -98,5 +101,59 @@ describe("EVENTS_NATS_*", () => {
   it("never repeats a password in its messages", () => {
     expect(() => loadConfig({ EVENTS_NATS_URL: "nats://u:hunter2@n:4222/x" })).toThrow(/\*\*\*@n:4222/);
     expect(() => loadConfig({ EVENTS_NATS_URL: "nats://u:hunter2@n:4222/x" })).not.toThrow(/hunter2/);
+  });
+});
+
+describe("loadConfig: connections", () => {
+  it("closes stalled connections by default, with limits that can be changed", () => {
+    expect(loadConfig({})).toMatchObject({ connectionPrefaceTimeoutMs: 10_000, http2NoStreamTimeoutMs: 30_000, grpcFastPath: true, tls: undefined });
+    expect(loadConfig({ CONNECTION_PREFACE_TIMEOUT_MS: "2000", HTTP2_NO_STREAM_TIMEOUT_MS: "5000", GRPC_FAST_PATH: "off" })).toMatchObject({
+      connectionPrefaceTimeoutMs: 2000,
+      http2NoStreamTimeoutMs: 5000,
+      grpcFastPath: false,
+    });
+  });
+
+  it.each([
+    ["CONNECTION_PREFACE_TIMEOUT_MS", "0"],
+    ["HTTP2_NO_STREAM_TIMEOUT_MS", "soon"],
+    ["GRPC_FAST_PATH", "fast"],
+  ])("refuses %s=%s with a message naming the variable", (variable, value) => {
+    expect(() => loadConfig({ [variable]: value })).toThrow(new RegExp(`^invalid configuration: ${variable} `));
+  });
+});
+
+describe("loadConfig: TLS", () => {
+  const certificates = certificateDirectory();
+  afterAll(() => certificates.remove());
+  const one = certificates.make("one");
+  const other = certificates.make("other");
+  const garbage = path.join(certificates.dir, "garbage.pem");
+  writeFileSync(garbage, "not a certificate\n");
+
+  it("serves TLS with both files, cleartext with neither", () => {
+    expect(loadConfig({ TLS_CERT: one.certFile, TLS_KEY: one.keyFile }).tls).toEqual({ certFile: one.certFile, keyFile: one.keyFile });
+    expect(loadConfig({ TLS_CERT: " ", TLS_KEY: "" }).tls).toBeUndefined();
+  });
+
+  it.each([
+    ["only TLS_CERT set", { TLS_CERT: one.certFile }, "TLS_KEY", /must be set with TLS_CERT/],
+    ["only TLS_KEY set", { TLS_KEY: one.keyFile }, "TLS_CERT", /must be set with TLS_KEY/],
+    ["a certificate file that is missing", { TLS_CERT: path.join(certificates.dir, "missing.crt"), TLS_KEY: one.keyFile }, "TLS_CERT", /cannot be read/],
+    ["a certificate file that is not PEM", { TLS_CERT: garbage, TLS_KEY: one.keyFile }, "TLS_CERT", /is not a PEM certificate/],
+    ["a key file that is not PEM", { TLS_CERT: one.certFile, TLS_KEY: garbage }, "TLS_KEY", /is not a PEM private key/],
+    ["a key file given as the certificate", { TLS_CERT: one.keyFile, TLS_KEY: one.keyFile }, "TLS_CERT", /is not a PEM certificate/],
+    ["the key of another certificate", { TLS_CERT: one.certFile, TLS_KEY: other.keyFile }, "TLS_KEY", /is not the key of the certificate in TLS_CERT/],
+  ])("refuses %s, naming the variable", (_label, env, variable, detail) => {
+    let error: unknown;
+    try {
+      loadConfig(env);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as ConfigError).message).toMatch(new RegExp(`^invalid configuration: ${variable} `));
+    expect((error as ConfigError).message).toMatch(detail);
   });
 });
