@@ -27,6 +27,11 @@ export interface TenancyClientOptions {
   /** Binary protobuf (default) or JSON, for `connect` and `grpc-web`. */
   useBinaryFormat?: boolean;
   interceptors?: Interceptor[];
+  /**
+   * For an `https://` baseUrl: certificates (PEM) to trust besides the
+   * system's, such as a private CA or a self-signed certificate.
+   */
+  ca?: string | Buffer;
 }
 
 export interface TenancyClients {
@@ -40,6 +45,7 @@ export function createTenancyClients(options: TenancyClientOptions): TenancyClie
   const common = {
     baseUrl: options.baseUrl,
     interceptors: options.interceptors ?? [],
+    ...(options.ca !== undefined ? { nodeOptions: { ca: options.ca } } : {}),
   };
   const transport =
     (options.protocol ?? "grpc") === "grpc"

@@ -270,7 +270,7 @@ function withEarlyResponses(handler: (req: Request, res: Response) => void, ling
         req.resume();
         lingering.add(req, () => req.socket.destroy());
       });
-    } else {
+    } else if (req instanceof http2.Http2ServerRequest) {
       const stream = req.stream;
       stream.once("finish", () => {
         if (stream.readableEnded || stream.closed) return;
