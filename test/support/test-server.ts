@@ -66,6 +66,10 @@ export interface TestServerOptions {
   eventRelay?: ServerDeps["eventRelay"];
   /** Serve the admin console (a build directory, and OIDC sign-in settings). */
   console?: ServerDeps["console"];
+  /** Serve HTTPS with this certificate (the clients trust `ca`). */
+  tls?: ServerDeps["tls"] & { ca: string };
+  connectionPrefaceTimeoutMs?: number;
+  http2NoStreamTimeoutMs?: number;
 }
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
@@ -100,9 +104,13 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     eventHub: options.eventHub,
     eventRelay: options.eventRelay,
     console: options.console,
+    tls: options.tls && { certFile: options.tls.certFile, keyFile: options.tls.keyFile },
+    connectionPrefaceTimeoutMs: options.connectionPrefaceTimeoutMs,
+    http2NoStreamTimeoutMs: options.http2NoStreamTimeoutMs,
   });
   const address = await server.listen(0, "127.0.0.1");
-  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const baseUrl = `${options.tls ? "https" : "http"}://127.0.0.1:${address.port}`;
+  const ca = options.tls?.ca;
   const sql = new pg.Pool({ connectionString: database.url, max: 4 });
   return {
     baseUrl,
@@ -119,8 +127,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     eventHub: server.eventHub,
     eventRelay: server.eventRelay,
     paramsSchemas: server.paramsSchemas,
-    connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false }),
-    grpc: createTenancyClients({ baseUrl, protocol: "grpc" }),
+    connect: createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "1.1", useBinaryFormat: false, ca }),
+    grpc: createTenancyClients({ baseUrl, protocol: "grpc", ca }),
     async close() {
       health.stop();
       await server.close(1_000);
