@@ -233,6 +233,7 @@ function consoleConfig(env: Env, auth: AuthConfig): ConsoleConfig | undefined {
   }
   const scopes = env.CONSOLE_OIDC_SCOPES?.trim().split(/\s+/).join(" ") || "openid tenancy.admin";
   return { oidc: { issuer, clientId, scopes } };
+}
 
 /** TLS_CERT and TLS_KEY: both or neither, and files that load (checked now, not at the first connection). */
 function tlsFiles(env: Env): TlsFiles | undefined {

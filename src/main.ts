@@ -121,6 +121,7 @@ async function start(config: Config, log: Logger, cleanup: StartupCleanup) {
     tls: config.tls,
     connectionPrefaceTimeoutMs: config.connectionPrefaceTimeoutMs,
     http2NoStreamTimeoutMs: config.http2NoStreamTimeoutMs,
+    grpcFastPath: config.grpcFastPath,
   });
   cleanup.add(() => server.close(0));
   const maintenance = startMaintenance(orm, log, {

@@ -1,4 +1,3 @@
-import type { ConnectRouter } from "@connectrpc/connect";
 import { file_tenancy_v1_tenant, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
 import { file_tenancy_v1_membership, MembershipService } from "../gen/tenancy/v1/membership_pb.js";
 import { EventService, file_tenancy_v1_event } from "../gen/tenancy/v1/event_pb.js";
@@ -19,7 +18,8 @@ import type { MembershipInserter } from "./memberships/membership.inserter.js";
 import { membershipHandler } from "./memberships/membership.handler.js";
 import { healthHandler } from "./health/health.handler.js";
 import type { HealthMonitor } from "./health/health.monitor.js";
-import { registerReflection } from "./reflection/reflection.routes.js";
+import { reflectionServices } from "./reflection/reflection.routes.js";
+import { serviceRegistration, type ServiceRegistration } from "./rpc/rpc-handler.js";
 import type { ParamsSchemaRegistry } from "./params-schemas/params-schema.registry.js";
 
 export interface RouteDeps {
@@ -36,18 +36,24 @@ export interface RouteDeps {
   watch: WatchOptions;
 }
 
-/** Every RPC service this server offers; shared by the server and the tests. */
-export function routes(deps: RouteDeps) {
-  return (router: ConnectRouter) => {
-    router.service(TenantService, answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, paramsSchemas: deps.paramsSchemas, rules: deps.tenantRules })));
-    router.service(MembershipService, membershipHandler({ inserter: deps.membershipInserter }));
-    router.service(EventService, eventHandler({ hub: deps.eventHub, watch: deps.watch }));
-    router.service(ParamsSchemaService, paramsSchemaHandler({ registry: deps.paramsSchemas }));
-    router.service(
+/**
+ * Every RPC service this server offers, with its implementation: given as
+ * such to Connect's router and to the gRPC fast path (src/server.ts).
+ */
+export function services(deps: RouteDeps): ServiceRegistration[] {
+  return [
+    serviceRegistration(
+      TenantService,
+      answeredFromCache(tenantHandler({ loader: deps.tenantLoader, inserter: deps.tenantInserter, paramsSchemas: deps.paramsSchemas, rules: deps.tenantRules })),
+    ),
+    serviceRegistration(MembershipService, membershipHandler({ inserter: deps.membershipInserter })),
+    serviceRegistration(EventService, eventHandler({ hub: deps.eventHub, watch: deps.watch })),
+    serviceRegistration(ParamsSchemaService, paramsSchemaHandler({ registry: deps.paramsSchemas })),
+    serviceRegistration(
       Health,
       healthHandler(deps.health, [TenantService.typeName, MembershipService.typeName, EventService.typeName, ParamsSchemaService.typeName]),
-    );
-    registerReflection(router, [
+    ),
+    ...reflectionServices([
       file_tenancy_v1_tenant,
       file_tenancy_v1_membership,
       file_tenancy_v1_event,
@@ -55,6 +61,6 @@ export function routes(deps: RouteDeps) {
       file_health_v1_health,
       file_grpc_reflection_v1_reflection,
       file_grpc_reflection_v1alpha_reflection,
-    ]);
-  };
+    ]),
+  ];
 }

@@ -1,9 +1,8 @@
 import type net from "node:net";
 import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter, type ConnectNodeAdapterOptions } from "@connectrpc/connect-node";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import type { Logger } from "./logger.js";
-import { routes } from "./routes.js";
+import { services } from "./routes.js";
 import { createCors } from "./http/cors.js";
 import { createConsoleHandler } from "./http/console.js";
 import { createOnePort, type Request, type Response } from "./http/one-port.js";
@@ -21,13 +20,10 @@ import { createTenantCaching, isAnsweredFromCache, type TenantCaching, type Tena
 import { TenantLoader } from "./tenants/tenant.loader.js";
 import { TenantInserter } from "./tenants/tenant.inserter.js";
 import { MembershipInserter } from "./memberships/membership.inserter.js";
-import { createGrpcFastPath } from "./rpc/grpc-fast-path.js";
-import { strictJsonTextDecoder } from "./rpc/strict-json.js";
-import type { DescMessage } from "@bufbuild/protobuf";
-import { CreateTenantRequestSchema, ListTenantsResponseSchema, TenantSchema, TenantService } from "../gen/tenancy/v1/tenant_pb.js";
-import { decodeCreateTenantRequest } from "./tenants/tenant.decoder.js";
-import { encodeListTenantsResponse, encodeTenant } from "./tenants/tenant.encoder.js";
-import { MembershipService } from "../gen/tenancy/v1/membership_pb.js";
+import { createGrpcFastPath, responseEncodingInterceptor } from "./rpc/grpc-fast-path.js";
+import { createRpcHandler } from "./rpc/rpc-handler.js";
+import { decodedRequestInterceptor } from "./rpc/request-reader.js";
+import { tenantDecoders, tenantEncoders } from "./tenants/tenant.codecs.js";
 import { EventHub, type EventHubOptions } from "./events/event.hub.js";
 import { defaultWatchOptions, type WatchOptions } from "./events/event.service.js";
 import { EventRelay, type EventRelayOptions } from "./events/event.relay.js";
@@ -63,6 +59,8 @@ export interface ServerDeps {
   connectionPrefaceTimeoutMs?: number;
   /** How long an HTTP/2 connection that never opens a stream stays open. Default 30 s. */
   http2NoStreamTimeoutMs?: number;
+  /** Serve unary gRPC through src/rpc/grpc-fast-path.ts (default); false sends every call through Connect. */
+  grpcFastPath?: boolean;
 }
 
 export interface Server {
@@ -107,7 +105,12 @@ export function createServer(deps: ServerDeps): Server {
   const interceptors = [
     metrics.interceptor(),
     loggingInterceptor(deps.logger),
+    // Refusals of malformed or oversized requests are answered here, so that
+    // the metrics and the access log count them.
+    decodedRequestInterceptor(),
     errorInterceptor(deps.logger),
+    // Inside the error mapping: a response that fails to encode is INTERNAL, logged and counted.
+    responseEncodingInterceptor(),
     authInterceptor(auth, deps.logger),
     // Inside authentication and authorization (a hit is still authorized);
     // a write's invalidation comes after the handler, so after its commit.
@@ -146,46 +149,30 @@ export function createServer(deps: ServerDeps): Server {
         log: deps.logger,
       })
     : () => false;
-  const binaryOptions = { recursionLimit: 2_000 }; // see the adapter's binaryOptions below
-  // Unary gRPC with binary protobuf, the common case, skips Connect's generic
-  // protocol layer, with the same interceptors and handlers (src/rpc/grpc-fast-path.ts).
-  const grpcFastPath = createGrpcFastPath({
-    services: [TenantService, MembershipService, ParamsSchemaService],
-    interceptors,
-    contextValues,
-    readMaxBytes,
-    binaryOptions,
-    sharedResponse: isAnsweredFromCache,
-    encoders: new Map<DescMessage, (message: never) => Uint8Array>([
-      [TenantSchema, encodeTenant],
-      [ListTenantsResponseSchema, encodeListTenantsResponse],
-    ]),
-    decoders: new Map([[CreateTenantRequestSchema, decodeCreateTenantRequest]]),
+  // protobuf-es stops at 100 nested messages, and Connect reports such a
+  // request as INTERNAL. Deeply nested params (each JSON level is two
+  // messages) parse up to this limit and are then refused by our own
+  // validation with INVALID_ARGUMENT; the 1 MiB size limit bounds the rest.
+  const binaryOptions = { recursionLimit: 2_000 };
+  const registrations = services({
+    health: deps.health,
+    tenantLoader,
+    tenantInserter,
+    membershipInserter,
+    paramsSchemas,
+    tenantRules: deps.tenantRules,
+    eventHub,
+    watch,
   });
-  const rpc = connectNodeAdapter({
-    routes: grpcFastPath.routes(routes({
-      health: deps.health,
-      tenantLoader,
-      tenantInserter,
-      membershipInserter,
-      paramsSchemas,
-      tenantRules: deps.tenantRules,
-      eventHub,
-      watch,
-    })),
+  const decoders = tenantDecoders();
+  const rpc = createRpcHandler({
+    services: registrations,
     interceptors,
     contextValues: (req) => contextValues(req.headers),
     readMaxBytes,
-    // protobuf-es stops at 100 nested messages, and Connect reports such a
-    // request as INTERNAL. Deeply nested params (each JSON level is two
-    // messages) parse up to this limit and are then refused by our own
-    // validation with INVALID_ARGUMENT; the 1 MiB size limit bounds the rest.
     binaryOptions,
-    // Refuses duplicate names and `__proto__` keys in JSON bodies, which
-    // JSON.parse and protobuf-es would silently resolve or drop. Connect
-    // reads this option (JsonSerializationOptions) though the adapter's type
-    // does not list it; test/integration/params-roundtrip.test.ts checks it.
-    jsonOptions: { textDecoder: strictJsonTextDecoder() } as ConnectNodeAdapterOptions["jsonOptions"],
+    decoders,
+    log: deps.logger,
     fallback: (req, res) => {
       if (serveConsole(req, res)) return;
       const path = req.url?.split("?")[0];
@@ -214,13 +201,29 @@ export function createServer(deps: ServerDeps): Server {
       }
     },
   });
+  // Unary gRPC with binary protobuf, the common case, skips Connect's generic
+  // protocol layer, with the same interceptors and handlers (src/rpc/grpc-fast-path.ts).
+  const grpcFastPath =
+    (deps.grpcFastPath ?? true)
+      ? createGrpcFastPath({
+          services: registrations,
+          interceptors,
+          contextValues,
+          readMaxBytes,
+          binaryOptions,
+          sharedResponse: isAnsweredFromCache,
+          encoders: tenantEncoders(),
+          decoders,
+          log: deps.logger,
+        })
+      : undefined;
   const cors = createCors(deps.corsOrigins ?? []);
   const port = createOnePort({
     handler: (req: Request, res: Response) => {
       if (cors(req, res)) return;
       rpc(req, res);
     },
-    takeStream: grpcFastPath.takeStream,
+    takeStream: grpcFastPath?.takeStream,
     prefaceTimeoutMs: deps.connectionPrefaceTimeoutMs ?? 10_000,
     idleSessionTimeoutMs: deps.http2NoStreamTimeoutMs ?? 30_000,
     tls: deps.tls,

@@ -1,3 +1,5 @@
+import { validateHeaderName, validateHeaderValue } from "node:http";
+
 /**
  * A `Headers` over a plain object, for the gRPC fast path: the request's
  * headers as Node parsed them, and the response's headers and trailers. The
@@ -7,6 +9,10 @@
  *
  * Names are compared case-insensitively (stored lowercase); repeated values
  * are joined with ", " as `Headers` does. Iteration is in insertion order.
+ * Names and values set or appended are checked as Node checks them when it
+ * writes them, so that a bad one fails where it is set (inside the call,
+ * answered INTERNAL and logged like any other failure), not later, when
+ * the answer is written.
  */
 export class RecordHeaders {
   private readonly map: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -28,6 +34,8 @@ export class RecordHeaders {
   }
 
   append(name: string, value: string): void {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
     const key = name.toLowerCase();
     const current = this.map[key];
     this.map[key] = current === undefined ? value : `${current}, ${value}`;
@@ -42,6 +50,8 @@ export class RecordHeaders {
     return name.toLowerCase() in this.map;
   }
   set(name: string, value: string): void {
+    validateHeaderName(name);
+    validateHeaderValue(name, value);
     this.map[name.toLowerCase()] = value;
   }
   getSetCookie(): string[] {

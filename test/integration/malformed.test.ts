@@ -1,6 +1,7 @@
-import http2 from "node:http2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { frame, send, unary, type Protocol, type RawAnswer } from "../support/any-protocol.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -10,97 +11,129 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface RawResponse {
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-  body: Buffer;
-}
+const getTenant = "/tenancy.v1.TenantService/GetTenant";
+const createTenant = "/tenancy.v1.TenantService/CreateTenant";
+const noStackTrace = /\s+at\s+\S+:\d+/;
 
-/** One request on a fresh HTTP/2 connection, with whatever bytes we like. */
-async function raw(path: string, headers: Record<string, string>, body: Buffer): Promise<RawResponse> {
-  const session = http2.connect(server.baseUrl);
-  session.on("error", () => {});
-  try {
-    return await new Promise<RawResponse>((resolve, reject) => {
-      const stream = session.request({ ":method": "POST", ":path": path, ...headers });
-      let responseHeaders: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders = {};
-      const chunks: Buffer[] = [];
-      stream.on("response", (h) => (responseHeaders = h));
-      stream.on("trailers", (t) => (trailers = t));
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("end", () =>
-        resolve({ status: Number(responseHeaders[":status"]), headers: responseHeaders, trailers, body: Buffer.concat(chunks) }),
-      );
-      stream.on("error", reject);
-      stream.end(body);
-    });
-  } finally {
-    session.close();
-  }
-}
+/** Every protocol, over each HTTP version it works on. */
+const wires: Array<[Protocol, "1.1" | "2"]> = [
+  ["grpc", "2"],
+  ["grpc-web", "1.1"],
+  ["grpc-web", "2"],
+  ["connect", "1.1"],
+  ["connect", "2"],
+];
+const enveloped = wires.filter(([protocol]) => protocol !== "connect");
 
-function frame(payload: Buffer, declaredLength = payload.length, flags = 0): Buffer {
-  const header = Buffer.alloc(5);
-  header.writeUInt8(flags, 0);
-  header.writeUInt32BE(declaredLength, 1);
-  return Buffer.concat([header, payload]);
-}
+/** What a client of each protocol sees: the status code, and the fields named. */
+const seen = (a: RawAnswer) => ({ code: a.code === undefined ? undefined : Code[a.code], fields: a.fields });
 
-function grpcStatus(res: RawResponse): number {
-  return Number(res.trailers["grpc-status"] ?? res.headers["grpc-status"]);
-}
-
-const grpc = { "content-type": "application/grpc", te: "trailers" };
-const path = "/tenancy.v1.TenantService/GetTenant";
-
-describe("malformed requests get clean errors, and the server stays up", () => {
-  it.each([
-    ["a truncated gRPC frame", () => frame(Buffer.from([0x0a, 0x03, 0x61]), 100)],
-    ["a gRPC frame header cut short", () => Buffer.from([0, 0, 0])],
-    ["a compressed frame without grpc-encoding", () => frame(Buffer.from([0x0a, 0x00]), 2, 1)],
-  ])("%s", async (_label, body) => {
-    const res = await raw(path, grpc, body());
-    expect(res.status).toBe(200);
-    const status = grpcStatus(res);
-    expect(status).toBe(3); // INVALID_ARGUMENT: the request is malformed
-    expect(String(res.trailers["grpc-message"] ?? "")).not.toMatch(/\s+at\s+\S+:\d+/); // no stack trace
+describe("malformed requests get clean errors in their protocol's shape, and the server stays up", () => {
+  it.each(enveloped)("%s over HTTP/%s: cut, short and unannounced compressed frames are INVALID_ARGUMENT", async (protocol, httpVersion) => {
+    const cases = [
+      frame(Buffer.from([0x0a, 0x03, 0x61]), 100), // promises more than it has
+      Buffer.from([0, 0, 0]), // a frame header cut short
+      frame(Buffer.from([0x0a, 0x00]), 2, 1), // compressed, without grpc-encoding
+    ];
+    for (const body of cases) {
+      const answer = await send(server.baseUrl, { ...unary(protocol, httpVersion, getTenant, "", false), body });
+      expect(seen(answer)).toEqual({ code: "InvalidArgument", fields: [] });
+      expect(answer.message).not.toMatch(noStackTrace);
+    }
   });
 
-  it("refuses an oversized gRPC frame with RESOURCE_EXHAUSTED before reading it", async () => {
-    const res = await raw(path, grpc, frame(Buffer.alloc(16), 0x7fffffff));
-    expect(grpcStatus(res)).toBe(8);
+  it.each(enveloped)("%s over HTTP/%s: an oversized frame is RESOURCE_EXHAUSTED before it is read", async (protocol, httpVersion) => {
+    const answer = await send(server.baseUrl, { ...unary(protocol, httpVersion, getTenant, "", false), body: frame(Buffer.alloc(16), 0x7fffffff) });
+    expect(seen(answer)).toEqual({ code: "ResourceExhausted", fields: [] });
   });
 
-  it("answers invalid protobuf bytes with INVALID_ARGUMENT, without a leak of internals", async () => {
-    const res = await raw(path, grpc, frame(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01])));
-    expect(grpcStatus(res)).toBe(3);
-    expect(String(res.trailers["grpc-message"] ?? "")).not.toMatch(/SELECT|INSERT|\s+at\s+\S+:\d+/);
+  it.each(wires)("%s over HTTP/%s: a body that is not protobuf is INVALID_ARGUMENT", async (protocol, httpVersion) => {
+    for (const bytes of [Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]), Buffer.from([0x0a, 0x05, 0x61]), Buffer.from("{\"id\":1}")]) {
+      const answer = await send(server.baseUrl, unary(protocol, httpVersion, getTenant, bytes, false));
+      expect(seen(answer)).toEqual({ code: "InvalidArgument", fields: [] });
+      expect(answer.message).toMatch(/not a valid tenancy\.v1\.GetTenantRequest in the protobuf binary format/);
+      expect(answer.message).not.toMatch(noStackTrace);
+    }
   });
 
-  it("refuses a wrong content type with 415", async () => {
-    const res = await raw(path, { "content-type": "text/plain" }, Buffer.from("hello"));
-    expect(res.status).toBe(415);
+  it.each(wires)("%s over HTTP/%s: JSON that is not JSON is INVALID_ARGUMENT", async (protocol, httpVersion) => {
+    const answer = await send(server.baseUrl, unary(protocol, httpVersion, getTenant, "{not json", true));
+    expect(seen(answer)).toEqual({ code: "InvalidArgument", fields: [] });
+    expect(answer.message).toMatch(/not valid JSON/);
   });
 
-  it("refuses invalid JSON on the Connect protocol with invalid_argument", async () => {
-    const res = await raw(path, { "content-type": "application/json" }, Buffer.from("{not json"));
-    expect(res.status).toBe(400);
-    expect(JSON.parse(res.body.toString()).code).toBe("invalid_argument");
-    const wrongType = await raw(path, { "content-type": "application/json" }, Buffer.from('{"id": 42}'));
-    expect(JSON.parse(wrongType.body.toString()).code).toBe("invalid_argument");
+  it.each(wires)("%s over HTTP/%s: an unknown JSON field is refused, named, and nothing is created", async (protocol, httpVersion) => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const body = JSON.stringify({ tenant: { name: `Typo ${tag}`, domain: `${tag}.typo.example`, plan: "pro" } });
+    const answer = await send(server.baseUrl, unary(protocol, httpVersion, createTenant, body, true));
+    expect(seen(answer)).toEqual({ code: "InvalidArgument", fields: ["tenant.plan"] });
+    expect(answer.message).toMatch(/tenant\.plan: unknown field/);
+    const { rows } = await server.sql.query(`SELECT count(*)::int AS n FROM "Tenants" WHERE name = $1`, [`Typo ${tag}`]);
+    expect(rows[0].n).toBe(0);
   });
 
-  it("refuses a Connect request body over the size limit with resource_exhausted", async () => {
-    const body = Buffer.from(JSON.stringify({ tenant: { name: "big", domain: "big.example", params: { blob: "x".repeat(2 * 1024 * 1024) } } }));
-    const res = await raw("/tenancy.v1.TenantService/CreateTenant", { "content-type": "application/json" }, body);
-    expect(JSON.parse(res.body.toString()).code).toBe("resource_exhausted");
+  it.each(wires)("%s over HTTP/%s: a value of the wrong type names its field", async (protocol, httpVersion) => {
+    const params = await send(server.baseUrl, unary(protocol, httpVersion, createTenant, '{"tenant":{"name":"A","params":"pro"}}', true));
+    expect(seen(params)).toEqual({ code: "InvalidArgument", fields: ["tenant.params"] });
+    expect(params.message).toMatch(/tenant\.params: expected a JSON object, got "pro"/);
+    const id = await send(server.baseUrl, unary(protocol, httpVersion, getTenant, '{"id":42}', true));
+    expect(seen(id)).toEqual({ code: "InvalidArgument", fields: ["id"] });
+    const several = await send(server.baseUrl, unary(protocol, httpVersion, createTenant, '{"tenant":{"state":"NOPE","createTime":"yesterday"},"extra":1}', true));
+    expect(seen(several)).toEqual({ code: "InvalidArgument", fields: ["tenant.state", "tenant.create_time", "extra"] });
+  });
+
+  it("gRPC: an unknown method is UNIMPLEMENTED, in gRPC's shape", async () => {
+    for (const path of ["/tenancy.v1.TenantService/Nope", "/tenancy.v1.Nothing/Get"]) {
+      const answer = await send(server.baseUrl, unary("grpc", "2", path, "", false));
+      expect(answer.httpStatus).toBe(200);
+      expect(seen(answer)).toEqual({ code: "Unimplemented", fields: [] });
+    }
+    const method = await send(server.baseUrl, unary("grpc", "2", "/tenancy.v1.TenantService/Nope", "", false));
+    expect(method.message).toBe("unknown method Nope of service tenancy.v1.TenantService");
+    const service = await send(server.baseUrl, unary("grpc", "2", "/tenancy.v1.Nothing/Get", "", false));
+    expect(service.message).toMatch(/^unknown service tenancy\.v1\.Nothing: this server has tenancy\.v1\.TenantService, /);
+  });
+
+  it.each(wires)("%s over HTTP/%s: an unknown method is UNIMPLEMENTED", async (protocol, httpVersion) => {
+    const answer = await send(server.baseUrl, unary(protocol, httpVersion, "/tenancy.v1.TenantService/Nope", "{}", protocol === "connect"));
+    expect(seen(answer)).toEqual({ code: "Unimplemented", fields: [] });
+    if (protocol === "connect") {
+      expect(answer.httpStatus).toBe(404);
+      expect(answer.headers["content-type"]).toBe("application/json");
+      expect(JSON.parse(answer.body.toString())).toEqual({ code: "unimplemented", message: "unknown method Nope of service tenancy.v1.TenantService" });
+    }
+  });
+
+  it.each([["1.1"], ["2"]] as const)("over HTTP/%s: a wrong or missing content type is 415, saying which are accepted", async (httpVersion) => {
+    for (const headers of [{ "content-type": "text/plain" }, {}, { "content-type": "application/proto; charset=utf-8" }]) {
+      const answer = await send(server.baseUrl, { path: getTenant, http: httpVersion, headers, body: Buffer.from("hello") });
+      expect(answer.httpStatus).toBe(415);
+      expect(answer.message).toMatch(/^(unsupported content type "[^"]+"|missing content type): this method takes application\/grpc .*application\/grpc-web .*application\/proto or application\/json/);
+    }
+  });
+
+  it("gRPC over HTTP/1.1 is refused, saying that gRPC needs HTTP/2 and what works over HTTP/1.1", async () => {
+    const answer = await send(server.baseUrl, unary("grpc", "1.1", getTenant, "", false));
+    expect(answer.httpStatus).toBe(505);
+    expect(answer.message).toMatch(/^gRPC needs HTTP\/2.*gRPC-Web or the Connect protocol, which work over HTTP\/1\.1/);
+  });
+
+  it.each(wires)("%s over HTTP/%s: a body over the size limit is RESOURCE_EXHAUSTED", async (protocol, httpVersion) => {
+    const body = JSON.stringify({ tenant: { name: "big", domain: "big.example", params: { blob: "x".repeat(2 * 1024 * 1024) } } });
+    const answer = await send(server.baseUrl, unary(protocol, httpVersion, createTenant, body, true));
+    expect(seen(answer)).toEqual({ code: "ResourceExhausted", fields: [] });
   });
 
   it("still serves normal requests afterwards", async () => {
     const tag = Math.random().toString(36).slice(2, 8);
     const created = await server.grpc.tenants.createTenant({ tenant: { name: `After ${tag}`, domain: `${tag}.after.example` } });
     expect((await server.connect.tenants.getTenant({ id: created.id })).id).toBe(created.id);
+  });
+
+  it("answered every refusal of a known method through the interceptors: in the access log, by protocol", () => {
+    const refused = server.logs.filter((l) => l.msg === "rpc" && l.code !== "OK" && l.code !== "NotFound");
+    const protocols = new Set(refused.map((l) => l.protocol));
+    expect(protocols).toEqual(new Set(["grpc", "grpc-web", "connect"]));
+    expect(new Set(refused.map((l) => l.code))).toEqual(new Set(["InvalidArgument", "ResourceExhausted"]));
   });
 });

@@ -70,7 +70,12 @@ export interface TestServerOptions {
   tls?: ServerDeps["tls"] & { ca: string };
   connectionPrefaceTimeoutMs?: number;
   http2NoStreamTimeoutMs?: number;
+  /** Default: on unless GRPC_FAST_PATH=off (CI runs the suite both ways). */
+  grpcFastPath?: boolean;
 }
+
+/** Whether this run serves unary gRPC through the fast path (GRPC_FAST_PATH, as the server reads it). */
+export const fastPathByDefault = !/^(0|false|no|off)$/i.test(process.env.GRPC_FAST_PATH?.trim() ?? "");
 
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const database = options.databaseUrl
@@ -107,6 +112,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     tls: options.tls && { certFile: options.tls.certFile, keyFile: options.tls.keyFile },
     connectionPrefaceTimeoutMs: options.connectionPrefaceTimeoutMs,
     http2NoStreamTimeoutMs: options.http2NoStreamTimeoutMs,
+    grpcFastPath: options.grpcFastPath ?? fastPathByDefault,
   });
   const address = await server.listen(0, "127.0.0.1");
   const baseUrl = `${options.tls ? "https" : "http"}://127.0.0.1:${address.port}`;
