@@ -1,29 +1,39 @@
 import http2 from "node:http2";
-import { gzipSync } from "node:zlib";
+import { once } from "node:events";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { GetTenantRequestSchema, TenantSchema } from "../../gen/tenancy/v1/tenant_pb.js";
+import {
+  GetTenantRequestSchema,
+  ListTenantsRequestSchema,
+  ListTenantsResponseSchema,
+  TenantSchema,
+} from "../../gen/tenancy/v1/tenant_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 /**
- * Unary gRPC with binary protobuf and no compression is served by
- * src/rpc/grpc-fast-path.ts; anything else by the Connect adapter. A gzip
- * request takes the Connect path, so comparing the two shows that they
- * answer alike. (The fast path answers errors "trailers-only", Connect with
- * headers then trailers: both are valid gRPC, and it tells them apart here.)
+ * Unary gRPC with binary protobuf is served by src/rpc/grpc-fast-path.ts
+ * unless GRPC_FAST_PATH=off. Here two servers share one database, one with
+ * the fast path and one without, and get the same calls: their answers
+ * must be the same, but for the documented difference (the fast path
+ * answers errors trailers-only, Connect with headers then trailers, both
+ * valid gRPC; that difference also shows which transport answered).
  */
-let server: TestServer;
-let session: http2.ClientHttp2Session;
+let fast: TestServer;
+let plain: TestServer;
+const sessions = new Map<TestServer, http2.ClientHttp2Session>();
 beforeAll(async () => {
-  server = await startTestServer();
-  session = http2.connect(server.baseUrl);
+  fast = await startTestServer({ grpcFastPath: true });
+  plain = await startTestServer({ grpcFastPath: false, databaseUrl: fast.databaseUrl });
+  for (const server of [fast, plain]) sessions.set(server, http2.connect(server.baseUrl));
 });
 afterAll(async () => {
-  session?.close();
-  await server?.close();
+  for (const session of sessions.values()) session.close();
+  await plain?.close();
+  await fast?.close();
 });
 
 interface Answer {
@@ -32,9 +42,9 @@ interface Answer {
   body: Buffer;
 }
 
-function call(path: string, body: Buffer, headers: Record<string, string> = {}): Promise<Answer> {
+function call(server: TestServer, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
+    const stream = sessions.get(server)!.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
     const answer: Answer = { headers: {}, trailers: {}, body: Buffer.alloc(0) };
     const chunks: Buffer[] = [];
     stream.on("response", (h) => (answer.headers = h));
@@ -46,6 +56,10 @@ function call(path: string, body: Buffer, headers: Record<string, string> = {}):
   });
 }
 
+/** The same call to both servers. */
+const both = (path: string, body: Buffer, headers: Record<string, string> = {}) =>
+  Promise.all([call(fast, path, body, headers), call(plain, path, body, headers)]);
+
 function frame(message: Uint8Array, compressed = false): Buffer {
   const out = Buffer.alloc(5 + message.length);
   out[0] = compressed ? 1 : 0;
@@ -54,8 +68,12 @@ function frame(message: Uint8Array, compressed = false): Buffer {
   return out;
 }
 
-const plain = (message: Uint8Array) => frame(message);
-const gzip = (message: Uint8Array) => frame(gzipSync(message), true);
+/** The one message of an answer, decompressed when its frame says so. */
+function messageOf(a: Answer): Buffer {
+  const payload = a.body.subarray(5, 5 + a.body.readUInt32BE(1));
+  return a.body[0] === 1 ? gunzipSync(payload) : payload;
+}
+
 const getTenant = (id: string) => toBinary(GetTenantRequestSchema, create(GetTenantRequestSchema, { id }));
 const status = (a: Answer) => String(a.trailers["grpc-status"] ?? a.headers["grpc-status"]);
 const trailersOnly = (a: Answer) => a.headers["grpc-status"] !== undefined;
@@ -67,53 +85,107 @@ function errorReason(a: Answer): string | undefined {
   return info ? fromBinary(ErrorInfoSchema, info.value).reason : undefined;
 }
 
-describe("the gRPC fast path", () => {
-  it("answers like the Connect path: the same tenant, status and headers", async () => {
+describe("the gRPC fast path and Connect answer alike", () => {
+  it("a read: the same tenant, status and headers, plain or gzip-compressed", async () => {
     const tag = Math.random().toString(36).slice(2, 8);
-    const created = await server.grpc.tenants.createTenant({ tenant: { name: `Fast ${tag}`, domain: `${tag}.fast.example`, params: { a: 1 } } });
-    const fast = await call("/tenancy.v1.TenantService/GetTenant", plain(getTenant(created.id)), { "x-request-id": `fast-${tag}` });
-    const slow = await call("/tenancy.v1.TenantService/GetTenant", gzip(getTenant(created.id)), { "grpc-encoding": "gzip", "x-request-id": `slow-${tag}` });
-    expect([status(fast), status(slow)]).toEqual(["0", "0"]);
-    expect(fast.headers["content-type"]).toBe(slow.headers["content-type"]);
-    expect(fast.headers["x-request-id"]).toBe(`fast-${tag}`);
-    expect(slow.headers["x-request-id"]).toBe(`slow-${tag}`);
-    expect(slow.headers["grpc-encoding"]).toBe("gzip"); // Connect answered that one
-    expect(fast.headers["grpc-encoding"]).toBeUndefined();
-    expect(fast.body[0]).toBe(0);
-    expect(fromBinary(TenantSchema, fast.body.subarray(5))).toEqual(created);
+    const created = await fast.grpc.tenants.createTenant({ tenant: { name: `Fast ${tag}`, domain: `${tag}.fast.example`, params: { a: 1 } } });
+    for (const [body, headers] of [
+      [frame(getTenant(created.id)), {}],
+      [frame(gzipSync(getTenant(created.id)), true), { "grpc-encoding": "gzip" }],
+    ] as const) {
+      const answers = await both("/tenancy.v1.TenantService/GetTenant", body, { ...headers, "x-request-id": `r-${tag}` });
+      for (const answer of answers) {
+        expect(status(answer)).toBe("0");
+        expect(answer.headers["content-type"]).toBe("application/grpc+proto");
+        expect(answer.headers["x-request-id"]).toBe(`r-${tag}`);
+        expect(fromBinary(TenantSchema, messageOf(answer))).toEqual(created);
+      }
+      expect(answers[0].headers["grpc-encoding"]).toBe(answers[1].headers["grpc-encoding"]);
+    }
   });
 
-  it("answers errors like the Connect path, with their details and the request id", async () => {
+  it("an error: the same status, details and request id (trailers-only on the fast path)", async () => {
     const missing = "6d5f6c1e-1f7a-4a8e-9a52-1c9b8f0e2a11";
-    const fast = await call("/tenancy.v1.TenantService/GetTenant", plain(getTenant(missing)));
-    const slow = await call("/tenancy.v1.TenantService/GetTenant", gzip(getTenant(missing)), { "grpc-encoding": "gzip" });
-    expect(trailersOnly(fast)).toBe(true);
-    expect(trailersOnly(slow)).toBe(false);
-    expect([status(fast), status(slow)]).toEqual([String(Code.NotFound), String(Code.NotFound)]);
-    expect([errorReason(fast), errorReason(slow)]).toEqual(["TENANT_NOT_FOUND", "TENANT_NOT_FOUND"]);
-    expect(fast.headers["x-request-id"]).toBeTruthy();
+    const [f, p] = await both("/tenancy.v1.TenantService/GetTenant", frame(getTenant(missing)));
+    expect([trailersOnly(f), trailersOnly(p)]).toEqual([true, false]);
+    expect([status(f), status(p)]).toEqual([String(Code.NotFound), String(Code.NotFound)]);
+    expect([errorReason(f), errorReason(p)]).toEqual(["TENANT_NOT_FOUND", "TENANT_NOT_FOUND"]);
+    // With the status: in the trailers, which are the headers of a trailers-only answer.
+    expect(f.headers["x-request-id"]).toBeTruthy();
+    expect(p.trailers["x-request-id"]).toBeTruthy();
   });
 
-  it("refuses malformed calls: INVALID_ARGUMENT for bytes that are not a message (Connect's adapter says INTERNAL)", async () => {
+  it("a large answer to a client that accepts gzip is compressed, by both", async () => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    for (let i = 0; i < 12; i++) {
+      await fast.grpc.tenants.createTenant({ tenant: { name: `Big ${tag} ${i}`, domain: `${tag}-${i}.big.example`, params: { text: "y".repeat(200) } } });
+    }
+    const list = frame(toBinary(ListTenantsRequestSchema, create(ListTenantsRequestSchema, { filter: `name:"Big ${tag}"`, orderBy: "name" })));
+    const [f, p] = await both("/tenancy.v1.TenantService/ListTenants", list, { "grpc-accept-encoding": "identity,deflate,gzip" });
+    for (const answer of [f, p]) {
+      expect(answer.headers["grpc-encoding"]).toBe("gzip");
+      expect(answer.body[0]).toBe(1); // the frame is compressed
+      expect(fromBinary(ListTenantsResponseSchema, messageOf(answer)).tenants).toHaveLength(12);
+    }
+    expect(messageOf(f)).toEqual(messageOf(p));
+    // Without grpc-accept-encoding, nothing is compressed.
+    const [g, q] = await both("/tenancy.v1.TenantService/ListTenants", list);
+    expect([g.headers["grpc-encoding"], q.headers["grpc-encoding"], g.body[0], q.body[0]]).toEqual([undefined, undefined, 0, 0]);
+  });
+
+  it("malformed calls: the same codes (INVALID_ARGUMENT for bytes that are not a message)", async () => {
     const path = "/tenancy.v1.TenantService/GetTenant";
     const one = getTenant("6d5f6c1e-1f7a-4a8e-9a52-1c9b8f0e2a11");
-    expect(status(await call(path, Buffer.alloc(0)))).toBe(String(Code.Unimplemented)); // no message
-    expect(status(await call(path, Buffer.concat([plain(one), plain(one)])))).toBe(String(Code.Unimplemented)); // two messages
-    expect(status(await call(path, plain(one).subarray(0, 8)))).toBe(String(Code.InvalidArgument)); // cut short
-    expect(status(await call(path, frame(one, true)))).toBe(String(Code.InvalidArgument)); // compressed, no grpc-encoding
-    expect(status(await call(path, plain(Buffer.from([0xff, 0xff, 0xff]))))).toBe(String(Code.InvalidArgument)); // not protobuf
     const huge = Buffer.alloc(5);
     huge.writeUInt32BE(64 * 1024 * 1024, 1);
-    expect(status(await call(path, huge))).toBe(String(Code.ResourceExhausted));
+    const cases: Array<[Buffer, Record<string, string>, Code]> = [
+      [Buffer.alloc(0), {}, Code.Unimplemented], // no message
+      [Buffer.concat([frame(one), frame(one)]), {}, Code.Unimplemented], // two messages
+      [frame(one).subarray(0, 8), {}, Code.InvalidArgument], // cut short
+      [frame(one, true), {}, Code.InvalidArgument], // compressed, no grpc-encoding
+      [frame(Buffer.from("not gzip"), true), { "grpc-encoding": "gzip" }, Code.InvalidArgument],
+      [frame(Buffer.from([0xff, 0xff, 0xff])), {}, Code.InvalidArgument], // not protobuf
+      [frame(one), { "grpc-timeout": "soon" }, Code.InvalidArgument],
+      [frame(one), { "grpc-encoding": "zstd" }, Code.Unimplemented],
+      [huge, {}, Code.ResourceExhausted],
+    ];
+    for (const [body, headers, code] of cases) {
+      const answers = await both(path, body, headers);
+      expect(answers.map(status)).toEqual([String(code), String(code)]);
+    }
+  });
+
+  it("an oversized message: answered before it is read, and the stream ends while the client is still sending", async () => {
+    for (const server of [fast, plain]) {
+      const stream = sessions.get(server)!.request({ ":method": "POST", ":path": "/tenancy.v1.TenantService/CreateTenant", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => {});
+      let headers: http2.IncomingHttpHeaders = {};
+      let trailers: http2.IncomingHttpHeaders = {};
+      stream.on("response", (h) => (headers = h));
+      stream.on("trailers", (t) => (trailers = t));
+      stream.resume();
+      const body = Buffer.alloc(2 * 1024 * 1024 + 5);
+      body.writeUInt32BE(2 * 1024 * 1024, 1);
+      stream.write(body); // and never end: the server ends the stream
+      await once(stream, "close");
+      expect(trailers["grpc-status"] ?? headers["grpc-status"]).toBe(String(Code.ResourceExhausted));
+      expect(stream.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    }
+    for (const server of [fast, plain]) {
+      const refused = server.logs.filter((l) => l.msg === "rpc" && l.procedure === "tenancy.v1.TenantService/CreateTenant" && l.code === "ResourceExhausted");
+      expect(refused).toHaveLength(1);
+    }
   });
 
   it("survives a client that cancels while its call runs", async () => {
-    const stream = session.request({ ":method": "POST", ":path": "/tenancy.v1.TenantService/ListTenants", "content-type": "application/grpc", te: "trailers" });
-    stream.on("error", () => {});
-    stream.end(plain(new Uint8Array(0)));
-    stream.close(http2.constants.NGHTTP2_CANCEL);
-    const tag = Math.random().toString(36).slice(2, 8);
-    const created = await server.grpc.tenants.createTenant({ tenant: { name: `After ${tag}`, domain: `${tag}.after.example` } });
-    expect((await server.grpc.tenants.getTenant({ id: created.id })).id).toBe(created.id);
+    for (const server of [fast, plain]) {
+      const stream = sessions.get(server)!.request({ ":method": "POST", ":path": "/tenancy.v1.TenantService/ListTenants", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => {});
+      stream.end(frame(new Uint8Array(0)));
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      const tag = Math.random().toString(36).slice(2, 8);
+      const created = await server.grpc.tenants.createTenant({ tenant: { name: `After ${tag}`, domain: `${tag}.after.example` } });
+      expect((await server.grpc.tenants.getTenant({ id: created.id })).id).toBe(created.id);
+    }
   });
 });

@@ -105,7 +105,8 @@ describe("malformed requests get clean errors in their protocol's shape, and the
   });
 
   it.each([["1.1"], ["2"]] as const)("over HTTP/%s: a wrong or missing content type is 415, saying which are accepted", async (httpVersion) => {
-    for (const headers of [{ "content-type": "text/plain" }, {}, { "content-type": "application/proto; charset=utf-8" }]) {
+    const cases: Array<Record<string, string>> = [{ "content-type": "text/plain" }, {}, { "content-type": "application/proto; charset=utf-8" }];
+    for (const headers of cases) {
       const answer = await send(server.baseUrl, { path: getTenant, http: httpVersion, headers, body: Buffer.from("hello") });
       expect(answer.httpStatus).toBe(415);
       expect(answer.message).toMatch(/^(unsupported content type "[^"]+"|missing content type): this method takes application\/grpc .*application\/grpc-web .*application\/proto or application\/json/);
@@ -122,6 +123,12 @@ describe("malformed requests get clean errors in their protocol's shape, and the
     const body = JSON.stringify({ tenant: { name: "big", domain: "big.example", params: { blob: "x".repeat(2 * 1024 * 1024) } } });
     const answer = await send(server.baseUrl, unary(protocol, httpVersion, createTenant, body, true));
     expect(seen(answer)).toEqual({ code: "ResourceExhausted", fields: [] });
+  });
+
+  it.each(enveloped)("%s over HTTP/%s: a streaming method's request that is not protobuf is INVALID_ARGUMENT", async (protocol, httpVersion) => {
+    const answer = await send(server.baseUrl, unary(protocol, httpVersion, "/grpc.health.v1.Health/Watch", Buffer.from([0x0a, 0x05, 0x61]), false));
+    expect(seen(answer)).toEqual({ code: "InvalidArgument", fields: [] });
+    expect(answer.message).toMatch(/not a valid grpc\.health\.v1\.HealthCheckRequest/);
   });
 
   it("still serves normal requests afterwards", async () => {
