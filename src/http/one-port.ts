@@ -273,9 +273,11 @@ function withEarlyResponses(handler: (req: Request, res: Response) => void, ling
     } else if (req instanceof http2.Http2ServerRequest) {
       const stream = req.stream;
       stream.once("finish", () => {
-        if (stream.readableEnded || stream.closed) return;
+        if (stream.readableEnded) return;
+        // Also when the stream is already closed: one left paused with unread
+        // data is never destroyed, and holds its connection open at shutdown.
         req.resume();
-        lingering.add(req, () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+        if (!stream.closed) lingering.add(req, () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
       });
     }
     handler(req, res);

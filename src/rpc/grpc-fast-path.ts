@@ -305,8 +305,11 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
 
     const refuse = (error: ConnectError) => {
       refusal ??= error;
+      // Whatever else arrives before the reset is dropped: a stream left
+      // paused with unread data would never be destroyed, and would hold
+      // its connection open at shutdown.
       stream.off("data", onData);
-      stream.pause();
+      stream.resume();
       start(undefined);
     };
 

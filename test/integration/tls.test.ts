@@ -1,4 +1,3 @@
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { once } from "node:events";
 import { copyFileSync, writeFileSync } from "node:fs";
@@ -8,6 +7,7 @@ import { createTenancyClients, type TenancyClients } from "../../src/client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { certificateDirectory, type Certificate } from "../support/certificates.js";
 import { createTestDatabase } from "../support/database.js";
+import { startServerProcess, type ServerProcess } from "../support/server-process.js";
 
 const certificates = certificateDirectory();
 afterAll(() => certificates.remove());
@@ -75,15 +75,12 @@ describe("HTTPS on the one port", () => {
 
 describe("certificate renewal", () => {
   let database: { url: string; drop(): Promise<void> };
-  let child: ChildProcessWithoutNullStreams | undefined;
+  let server: ServerProcess | undefined;
   beforeAll(async () => {
     database = await createTestDatabase(inject("databaseServerUrl"));
   });
   afterAll(async () => {
-    if (child && child.exitCode === null) {
-      child.kill("SIGKILL");
-      await once(child, "exit");
-    }
+    await server?.stop("SIGKILL");
     await database?.drop();
   });
 
@@ -94,58 +91,25 @@ describe("certificate renewal", () => {
     copyFileSync(first.certFile, live.certFile);
     copyFileSync(first.keyFile, live.keyFile);
 
-    child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      env: { ...process.env, DATABASE_URL: database.url, PORT: "0", LOG_LEVEL: "info", TLS_CERT: live.certFile, TLS_KEY: live.keyFile },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const lines: Array<Record<string, unknown>> = [];
-    const waiters: Array<{ test: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }> = [];
-    let buffer = "";
-    let stderr = "";
-    child.stderr.on("data", (d) => (stderr += d));
-    child.stdout.on("data", (chunk) => {
-      buffer += chunk;
-      let i;
-      while ((i = buffer.indexOf("\n")) >= 0) {
-        const line = JSON.parse(buffer.slice(0, i)) as Record<string, unknown>;
-        buffer = buffer.slice(i + 1);
-        lines.push(line);
-        for (const waiter of [...waiters]) {
-          if (waiter.test(line)) {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            waiter.resolve(line);
-          }
-        }
-      }
-    });
-    const logged = (test: (line: Record<string, unknown>) => boolean) =>
-      new Promise<Record<string, unknown>>((resolve, reject) => {
-        const seen = lines.find(test);
-        if (seen) return resolve(seen);
-        waiters.push({ test, resolve });
-        child!.once("exit", (code) => reject(new Error(`exited with ${code}: ${stderr}`)));
-      });
-
-    const listening = await logged((line) => String(line.msg).startsWith("tenancy listening on https://"));
-    const port = Number(String(listening.address).split(":").pop());
+    server = await startServerProcess({ DATABASE_URL: database.url, TLS_CERT: live.certFile, TLS_KEY: live.keyFile });
+    const port = server.port;
+    expect(server.lines.some((line) => String(line.msg).startsWith("tenancy listening on https://"))).toBe(true);
     expect((await handshake(port)).fingerprint).toBe(fingerprintOf(first));
 
     copyFileSync(second.certFile, live.certFile);
     copyFileSync(second.keyFile, live.keyFile);
-    child.kill("SIGHUP");
-    await logged((line) => line.msg === "TLS certificate reloaded");
+    server.child.kill("SIGHUP");
+    await server.logged((line) => line.msg === "TLS certificate reloaded");
     expect((await handshake(port)).fingerprint).toBe(fingerprintOf(second));
     const client = createTenancyClients({ baseUrl: `https://localhost:${port}`, protocol: "grpc", ca: second.pem });
     expect((await client.tenants.listTenants({})).tenants).toEqual([]);
 
     writeFileSync(live.keyFile, "not a key\n");
-    child.kill("SIGHUP");
-    const refused = await logged((line) => String(line.msg).startsWith("TLS certificate not reloaded"));
+    server.child.kill("SIGHUP");
+    const refused = await server.logged((line) => String(line.msg).startsWith("TLS certificate not reloaded"));
     expect(JSON.stringify(refused)).toMatch(/TLS_KEY/);
     expect((await handshake(port)).fingerprint).toBe(fingerprintOf(second));
 
-    child.kill("SIGTERM");
-    const [code] = await once(child, "exit");
-    expect(code).toBe(0);
+    expect(await server.stop()).toBe(0);
   });
 });
