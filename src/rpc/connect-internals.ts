@@ -8,6 +8,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus as connectSetTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
 /**
+ * The router's handlers and the Node adapter's conversions (Connect asks
+ * to "be careful using" them): src/rpc/rpc-handler.ts serves requests with
+ * them as Connect's own Node adapter does, reading unary bodies itself.
+ */
+export type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+export { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+
+/**
  * Writes an error into gRPC trailers (or into the headers of a
  * trailers-only answer) exactly as Connect's gRPC handler does:
  * `grpc-status`, `grpc-message` and `grpc-status-details-bin`, plus the

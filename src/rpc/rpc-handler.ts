@@ -1,12 +1,16 @@
 import http2 from "node:http2";
 import type { BinaryReadOptions, DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
-import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import type { Logger } from "../logger.js";
 import type { Request, Response } from "../http/one-port.js";
 import type { CodecMap } from "./codecs.js";
-import { setTrailerStatus } from "./connect-internals.js";
+import {
+  setTrailerStatus,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+  type UniversalHandler,
+  type UniversalServerRequest,
+} from "./connect-internals.js";
 import { strictJsonTextDecoder } from "./strict-json.js";
 import {
   ACCEPTED_CONTENT_TYPES,
