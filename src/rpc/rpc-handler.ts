@@ -76,12 +76,12 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: Request, res
   const handlers = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
   const services = new Set(options.services.map(([service]) => service.typeName));
 
-  const invoke = (handler: UniversalHandler, res: Response, uReq: UniversalServerRequest) => {
+  const invoke = (handler: UniversalHandler, req: Request, res: Response, uReq: UniversalServerRequest) => {
     handler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
-        // Aborted: the client went away, nobody reads an answer.
-        if (ConnectError.from(reason).code === Code.Aborted) return;
+        // The client went away: nobody reads an answer.
+        if (ConnectError.from(reason).code === Code.Aborted || clientGone(req)) return;
         options.log.error({ err: reason, procedure: `${handler.service.typeName}/${handler.method.name}` }, "internal error");
       });
   };
@@ -116,7 +116,7 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: Request, res
           `${unary ? "this method" : "this streaming method"} takes ${ACCEPTED_CONTENT_TYPES}\n`,
       );
     }
-    if (!unary) return invoke(handler, res, universalRequestFromNodeRequest(req, res, undefined, options.contextValues()));
+    if (!unary) return invoke(handler, req, res, universalRequestFromNodeRequest(req, res, undefined, options.contextValues()));
 
     // The deadline runs from now, as in Connect's handlers, not from when the body is read.
     const arrived = performance.now();
@@ -133,7 +133,7 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: Request, res
           header = standInHeader(req, type, arrived, false);
         }
         values.set(kDecodedRequest, decoded);
-        invoke(handler, res, { ...universalRequestFromNodeRequest(req, res, undefined, values), header, body: once(standInBody(type)) });
+        invoke(handler, req, res, { ...universalRequestFromNodeRequest(req, res, undefined, values), header, body: once(standInBody(type)) });
       });
     });
   };
