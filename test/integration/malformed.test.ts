@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { gzipSync } from "node:zlib";
 import { frame, send, unary, type Protocol, type RawAnswer } from "../support/any-protocol.js";
+import { createTenantBytes } from "../support/raw-rpc.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -123,6 +125,20 @@ describe("malformed requests get clean errors in their protocol's shape, and the
     const body = JSON.stringify({ tenant: { name: "big", domain: "big.example", params: { blob: "x".repeat(2 * 1024 * 1024) } } });
     const answer = await send(server.baseUrl, unary(protocol, httpVersion, createTenant, body, true));
     expect(seen(answer)).toEqual({ code: "ResourceExhausted", fields: [] });
+  });
+
+  it.each(wires)("%s over HTTP/%s: a binary params key __proto__ (which protobuf-es would drop) is refused, naming it", async (protocol, httpVersion) => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const params = { a: JSON.parse('{"__proto__": {"polluted": true}}') };
+    const bytes = Buffer.from(createTenantBytes({ name: `Proto ${tag}`, domain: `${tag}.proto.example`, params }));
+    const answer = await send(server.baseUrl, unary(protocol, httpVersion, createTenant, bytes, false));
+    expect(seen(answer)).toEqual({ code: "InvalidArgument", fields: ["tenant.params.a.__proto__"] });
+    // Compressed too, where the fast path used to pass it to protobuf-es unchecked.
+    const compressed = { ...unary(protocol, httpVersion, createTenant, gzipSync(bytes), false) };
+    if (protocol === "connect") compressed.headers = { ...compressed.headers, "content-encoding": "gzip" };
+    else compressed.body = frame(gzipSync(bytes), undefined, 1);
+    if (protocol !== "connect") compressed.headers = { ...compressed.headers, "grpc-encoding": "gzip" };
+    expect(seen(await send(server.baseUrl, compressed))).toEqual({ code: "InvalidArgument", fields: ["tenant.params.a.__proto__"] });
   });
 
   it.each(enveloped)("%s over HTTP/%s: a streaming method's request that is not protobuf is INVALID_ARGUMENT", async (protocol, httpVersion) => {
