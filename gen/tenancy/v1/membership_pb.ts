@@ -282,7 +282,9 @@ export const DeleteMembershipRequestSchema: GenMessage<DeleteMembershipRequest> 
  * listed on each RPC; UNAVAILABLE when the database cannot be reached or is
  * overloaded; DEADLINE_EXCEEDED when the call's deadline passed (its database
  * work is cancelled with it; a create may still have been stored: retry it
- * with its `request_id`).
+ * with its `request_id`); INVALID_ARGUMENT, RESOURCE_EXHAUSTED and
+ * UNIMPLEMENTED for a request that is not a valid message, too large, or of
+ * no such method, as there.
  * Every RPC may also answer UNAUTHENTICATED (AUTH_MODE=jwt and no valid
  * bearer token) and PERMISSION_DENIED (the caller may not act on that tenant
  * or membership; given alike whether or not it exists).

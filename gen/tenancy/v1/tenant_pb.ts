@@ -541,6 +541,12 @@ export const PurgeTenantRequestSchema: GenMessage<PurgeTenantRequest> = /*@__PUR
  *   tenant and update its `params`; any member may read it. ListTenants shows
  *   a caller who is not a platform administrator only the tenants they
  *   belong to.
+ * - INVALID_ARGUMENT also when the request is not a valid message: not
+ *   protobuf, not JSON, an unknown JSON field or a value of the wrong type
+ *   (the BadRequest names the field, such as `tenant.params`).
+ * - RESOURCE_EXHAUSTED: the request message is larger than the server's
+ *   limit (MAX_MESSAGE_BYTES, 1 MiB by default).
+ * - UNIMPLEMENTED: no such method.
  * - INTERNAL is a bug in this service; the cause is logged server-side and
  *   never sent to the client.
  *
