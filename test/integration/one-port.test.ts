@@ -25,6 +25,15 @@ function handler(req: Request, res: Response): void {
     });
     return;
   }
+  if (req.method === "POST" && req.url === "/abandoned") {
+    // A reader that gives up the way an async iterator left early does: it destroys the body.
+    void (async () => {
+      for await (const _chunk of req) break;
+      res.writeHead(413, { "content-type": "text/plain" });
+      res.end("too large\n");
+    })();
+    return;
+  }
   res.writeHead(200, { "content-type": "text/plain" });
   res.end("ok\n");
 }
@@ -143,6 +152,33 @@ describe("the one-port listener", () => {
       });
       expect(next).toBe("ok\n");
       expect(sockets[1]).toBe(sockets[0]); // the same connection
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it("over HTTP/1.1, makes an early answer the connection's last when its body was destroyed, and the next request works", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const answer = await new Promise<{ status: number; connection?: string }>((resolve, reject) => {
+        const req = http.request(`http://${address}/abandoned`, { method: "POST", agent }, (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode!, connection: res.headers.connection }));
+        });
+        req.on("error", reject);
+        req.write(Buffer.alloc(64 * 1024));
+      });
+      expect(answer).toEqual({ status: 413, connection: "close" });
+      const next = await new Promise<string>((resolve, reject) => {
+        http
+          .get(`http://${address}/`, { agent }, (res) => {
+            let body = "";
+            res.on("data", (c) => (body += c));
+            res.on("end", () => resolve(body));
+          })
+          .on("error", reject);
+      });
+      expect(next).toBe("ok\n");
     } finally {
       agent.destroy();
     }
