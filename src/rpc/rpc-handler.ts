@@ -122,19 +122,24 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: Request, res
     const arrived = performance.now();
     const values = options.contextValues();
     readBody(req, type, options.readMaxBytes, (body) => {
-      void decode(body, type, handler.method, req, options).then((decoded) => {
-        // The client is gone (or never sent its body): nothing to answer.
-        if (decoded === undefined || clientGone(req)) return;
-        let header: Headers;
-        try {
-          header = standInHeader(req, type, arrived);
-        } catch (error) {
-          decoded = { error: error as ConnectError };
-          header = standInHeader(req, type, arrived, false);
-        }
-        values.set(kDecodedRequest, decoded);
-        invoke(handler, req, res, { ...universalRequestFromNodeRequest(req, res, undefined, values), header, body: once(standInBody(type)) });
-      });
+      decode(body, type, handler.method, req, options)
+        .then((decoded) => {
+          // The client is gone (or never sent its body): nothing to answer.
+          if (decoded === undefined || clientGone(req)) return;
+          let header: Headers;
+          try {
+            header = standInHeader(req, type, arrived);
+          } catch (error) {
+            decoded = { error: error as ConnectError };
+            header = standInHeader(req, type, arrived, false);
+          }
+          values.set(kDecodedRequest, decoded);
+          invoke(handler, req, res, { ...universalRequestFromNodeRequest(req, res, undefined, values), header, body: once(standInBody(type)) });
+        })
+        .catch((error: unknown) => {
+          options.log.error({ err: error, procedure: `${handler.service.typeName}/${handler.method.name}` }, "internal error");
+          if (!res.headersSent) statusAnswer(res, type, new ConnectError("internal error", Code.Internal));
+        });
     });
   };
 }
@@ -153,10 +158,14 @@ function plainAnswer(res: Response, status: number, text: string): void {
   res.end(text);
 }
 
-/** An error in the protocol's own shape: gRPC's and gRPC-Web's trailers-only, Connect's error JSON. */
+/**
+ * An error in the protocol's own shape (UNIMPLEMENTED or INTERNAL, the
+ * two answered here): gRPC's and gRPC-Web's trailers-only, Connect's error
+ * JSON with its HTTP status.
+ */
 function statusAnswer(res: Response, type: RpcContentType, error: ConnectError): void {
   if (type.protocol === "connect") {
-    res.writeHead(error.code === Code.Unimplemented ? 404 : 400, { "content-type": "application/json" });
+    res.writeHead(error.code === Code.Unimplemented ? 404 : 500, { "content-type": "application/json" });
     res.end(JSON.stringify({ code: Code[error.code].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c.toLowerCase()), message: error.rawMessage }));
     return;
   }
