@@ -1,3 +1,4 @@
+import type http from "node:http";
 import type net from "node:net";
 import { createContextValues } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
@@ -168,7 +169,7 @@ export function createServer(deps: ServerDeps): Server {
   const rpc = createRpcHandler({
     services: registrations,
     interceptors,
-    contextValues: (req) => contextValues(req.headers),
+    contextValues,
     readMaxBytes,
     binaryOptions,
     decoders,

@@ -61,6 +61,7 @@ export interface GrpcFastPathOptions {
   /** The server's interceptors, `responseEncodingInterceptor` among them. */
   interceptors: Interceptor[];
   /** Called when a stream arrives, with its headers. */
+  /** Fresh context values for each call, made when it arrives (before its body is read). */
   contextValues: (headers: http2.IncomingHttpHeaders) => ContextValues;
   readMaxBytes: number;
   /** As given to the Connect adapter. */
@@ -219,7 +220,7 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       const responseHeader = new RecordHeaders({ "content-type": RESPONSE_CONTENT_TYPE }).asHeaders();
       if (answerCompression) responseHeader.set("grpc-encoding", answerCompression.name);
       const responseTrailer = new RecordHeaders({ "grpc-status": "0" }).asHeaders();
-      const contextValues = options.contextValues().set(kResponseSlot, slot);
+      contextValues.set(kResponseSlot, slot);
       if (refusal) contextValues.set(kDecodedRequest, { error: refusal });
       // Created on first use; aborted only when the call is cancelled or
       // times out, never on normal completion.

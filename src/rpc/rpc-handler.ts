@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from "node:http";
 import http2 from "node:http2";
 import type { BinaryReadOptions, DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, type ContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
@@ -38,8 +39,8 @@ export function serviceRegistration<S extends DescService>(service: S, implement
 export interface RpcHandlerOptions {
   services: readonly ServiceRegistration[];
   interceptors: Interceptor[];
-  /** Fresh context values for each request. */
-  contextValues: () => ContextValues;
+  /** Fresh context values for each request, made when it arrives (before its body is read). */
+  contextValues: (headers: IncomingHttpHeaders) => ContextValues;
   /** Largest accepted request message, in bytes (after decompression). */
   readMaxBytes: number;
   binaryOptions?: Partial<BinaryReadOptions>;
@@ -116,11 +117,11 @@ export function createRpcHandler(options: RpcHandlerOptions): (req: Request, res
           `${unary ? "this method" : "this streaming method"} takes ${ACCEPTED_CONTENT_TYPES}\n`,
       );
     }
-    if (!unary) return invoke(handler, req, res, universalRequestFromNodeRequest(req, res, undefined, options.contextValues()));
+    if (!unary) return invoke(handler, req, res, universalRequestFromNodeRequest(req, res, undefined, options.contextValues(req.headers)));
 
     // The deadline runs from now, as in Connect's handlers, not from when the body is read.
     const arrived = performance.now();
-    const values = options.contextValues();
+    const values = options.contextValues(req.headers);
     readBody(req, type, options.readMaxBytes, (body) => {
       decode(body, type, handler.method, req, options)
         .then((decoded) => {
