@@ -1,4 +1,5 @@
 import { Migration } from "@mikro-orm/migrations";
+import { eventTrigger } from "./event-trigger.js";
 
 /**
  * The change feed (src/events/): every change of a tenant or a membership is
@@ -106,31 +107,15 @@ export class Migration20261128000000_events extends Migration {
         END IF;
       END $$`);
 
-    this.addSql(`
-      CREATE OR REPLACE FUNCTION tenancy_tenants_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+    this.addSql(
+      eventTrigger("tenancy_tenants_inserted", "new_rows", `
           INSERT INTO "Events" (sequence, type, tenant_id, resource_id, actor, request_id, resource)
           SELECT nextval('tenancy_event_sequence'), 'tenant.created', n.tenant_id, n.tenant_id,
                  coalesce(n.created_by, tenancy_setting_uuid('tenancy.actor')), tenancy_setting_uuid('tenancy.request_id'), to_jsonb(n)
-            FROM new_rows n
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`);
-    this.addSql(`
-      CREATE OR REPLACE FUNCTION tenancy_tenants_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+            FROM new_rows n`),
+    );
+    this.addSql(
+      eventTrigger("tenancy_tenants_updated", "new_rows", `
           INSERT INTO "Events" (sequence, type, tenant_id, resource_id, actor, request_id, resource, changed_fields)
           SELECT nextval('tenancy_event_sequence'),
                  CASE
@@ -147,81 +132,37 @@ export class Migration20261128000000_events extends Migration {
                    CASE WHEN o.state IS DISTINCT FROM n.state THEN 'state' END
                  ], NULL)
                  || ARRAY(SELECT tenancy_json_changes(coalesce(o.params, '{}'), coalesce(n.params, '{}'), 'params'))
-            FROM old_rows o JOIN new_rows n ON n.tenant_id = o.tenant_id
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`);
-    this.addSql(`
-      CREATE OR REPLACE FUNCTION tenancy_tenants_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+            FROM old_rows o JOIN new_rows n ON n.tenant_id = o.tenant_id`),
+    );
+    this.addSql(
+      eventTrigger("tenancy_tenants_deleted", "old_rows", `
           INSERT INTO "Events" (sequence, type, tenant_id, resource_id, actor, request_id, resource)
           SELECT nextval('tenancy_event_sequence'), 'tenant.purged', o.tenant_id, o.tenant_id,
                  tenancy_setting_uuid('tenancy.actor'), tenancy_setting_uuid('tenancy.request_id'), to_jsonb(o)
-            FROM old_rows o
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`);
-    this.addSql(`
-      CREATE OR REPLACE FUNCTION tenancy_memberships_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+            FROM old_rows o`),
+    );
+    this.addSql(
+      eventTrigger("tenancy_memberships_inserted", "new_rows", `
           INSERT INTO "Events" (sequence, type, tenant_id, resource_id, user_id, actor, request_id, resource)
           SELECT nextval('tenancy_event_sequence'), 'membership.created', n."tenantId", n."Id", n."userId",
                  coalesce(n."createdBy", tenancy_setting_uuid('tenancy.actor')), tenancy_setting_uuid('tenancy.request_id'), to_jsonb(n)
-            FROM new_rows n
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`);
-    this.addSql(`
-      CREATE OR REPLACE FUNCTION tenancy_memberships_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+            FROM new_rows n`),
+    );
+    this.addSql(
+      eventTrigger("tenancy_memberships_updated", "new_rows", `
           INSERT INTO "Events" (sequence, type, tenant_id, resource_id, user_id, actor, request_id, resource, changed_fields)
           SELECT nextval('tenancy_event_sequence'), 'membership.updated', n."tenantId", n."Id", n."userId",
                  tenancy_setting_uuid('tenancy.actor'), tenancy_setting_uuid('tenancy.request_id'), to_jsonb(n),
                  array_remove(ARRAY[CASE WHEN o.roles IS DISTINCT FROM n.roles THEN 'roles' END], NULL)
-            FROM old_rows o JOIN new_rows n ON n."Id" = o."Id"
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`);
-    this.addSql(`
-      CREATE OR REPLACE FUNCTION tenancy_memberships_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+            FROM old_rows o JOIN new_rows n ON n."Id" = o."Id"`),
+    );
+    this.addSql(
+      eventTrigger("tenancy_memberships_deleted", "old_rows", `
           INSERT INTO "Events" (sequence, type, tenant_id, resource_id, user_id, actor, request_id, resource)
           SELECT nextval('tenancy_event_sequence'), 'membership.deleted', o."tenantId", o."Id", o."userId",
                  tenancy_setting_uuid('tenancy.actor'), tenancy_setting_uuid('tenancy.request_id'), to_jsonb(o)
-            FROM old_rows o
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`);
+            FROM old_rows o`),
+    );
 
     for (const [table, prefix, kind] of [
       ["Tenants", "Tenants", "tenants"],

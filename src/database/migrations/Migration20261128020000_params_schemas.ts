@@ -1,4 +1,5 @@
 import { Migration } from "@mikro-orm/migrations";
+import { eventTrigger } from "./event-trigger.js";
 
 /**
  * The change feed's trigger function for updates of "Tenants"
@@ -6,14 +7,7 @@ import { Migration } from "@mikro-orm/migrations";
  * the changed fields.
  */
 function tenantsUpdated(withBinding: boolean): string {
-  return `
-      CREATE OR REPLACE FUNCTION tenancy_tenants_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+  return eventTrigger("tenancy_tenants_updated", "new_rows", `
           INSERT INTO "Events" (sequence, type, tenant_id, resource_id, actor, request_id, resource, changed_fields)
           SELECT nextval('tenancy_event_sequence'),
                  CASE
@@ -32,12 +26,7 @@ function tenantsUpdated(withBinding: boolean): string {
                         THEN 'params_schema' END` : ""}
                  ], NULL)
                  || ARRAY(SELECT tenancy_json_changes(coalesce(o.params, '{}'), coalesce(n.params, '{}'), 'params'))
-            FROM old_rows o JOIN new_rows n ON n.tenant_id = o.tenant_id
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`;
+            FROM old_rows o JOIN new_rows n ON n.tenant_id = o.tenant_id`);
 }
 
 /**
@@ -78,24 +67,14 @@ export class Migration20261128020000_params_schemas extends Migration {
           CHECK ((params_schema_name IS NULL) = (params_schema_version IS NULL));
       EXCEPTION WHEN duplicate_object THEN NULL;
       END $$`);
-    this.addSql(`
-      CREATE OR REPLACE FUNCTION tenancy_params_schemas_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        last bigint;
-      BEGIN
-        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN RETURN NULL; END IF;
-        PERFORM tenancy_lock_event_sequence();
-        WITH appended AS (
+    this.addSql(
+      eventTrigger("tenancy_params_schemas_inserted", "new_rows", `
           INSERT INTO "Events" (sequence, type, actor, request_id, resource)
           SELECT nextval('tenancy_event_sequence'), 'params_schema.created',
                  coalesce(n.created_by, tenancy_setting_uuid('tenancy.actor')), tenancy_setting_uuid('tenancy.request_id'),
                  to_jsonb(n) - 'schema'
-            FROM new_rows n
-          RETURNING sequence)
-        SELECT max(sequence) INTO last FROM appended;
-        PERFORM tenancy_events_appended(last);
-        RETURN NULL;
-      END $$`);
+            FROM new_rows n`),
+    );
     this.addSql(`DROP TRIGGER IF EXISTS "ParamsSchemas_events_inserted" ON "ParamsSchemas"`);
     this.addSql(`
       CREATE TRIGGER "ParamsSchemas_events_inserted" AFTER INSERT ON "ParamsSchemas"
