@@ -4,6 +4,7 @@
  * per second one watcher can follow.
  */
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { setMaxListeners } from "node:events";
 import pg from "pg";
 import { createTenancyClients } from "../src/client.js";
 
@@ -37,6 +38,8 @@ export async function measureWatchLatency(baseUrl: string, watchers: number, rat
   const reader = createTenancyClients({ baseUrl, protocol: "grpc" });
   const writer = createTenancyClients({ baseUrl, protocol: "grpc" });
   const controller = new AbortController();
+  // One signal ends every watcher's stream.
+  setMaxListeners(0, controller.signal);
   const latencies: number[] = [];
   let ready = 0;
   const streams = Array.from({ length: watchers }, async () => {
