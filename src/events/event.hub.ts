@@ -129,8 +129,6 @@ export class EventHub {
   private attempt = 0;
   private stopped = false;
   private readonly date: (value: unknown) => Date;
-  /** Batches read, for tests and metrics. */
-  fetches = 0;
 
   constructor(
     em: EntityManager,
@@ -256,7 +254,6 @@ export class EventHub {
       const client = this.client;
       if (this.stopped || !client || !this.headKnown) return;
       const { rows } = await client.query<EventRow>(EVENTS_AFTER_SQL, [this.current.toString(), size]);
-      this.fetches += 1;
       if (rows.length === 0) return;
       const events = rows.map((row) => ({ sequence: BigInt(row.sequence), message: toEventMessage(row, this.date), row }));
       this.current = events[events.length - 1]!.sequence;
