@@ -70,7 +70,8 @@ export function parseJsonText(text: string): ParsedJson {
         ws();
         if (text[i] !== ":") throw new Syntax(`expected ":" after the key, ${describe()}`, i);
         i++;
-        object[key] = value([...path, key]);
+        // As JSON.parse does: a "__proto__" key is an own property, not the prototype.
+        Object.defineProperty(object, key, { value: value([...path, key]), enumerable: true, writable: true, configurable: true });
         ws();
         if (text[i] === ",") {
           i++;

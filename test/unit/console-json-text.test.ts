@@ -46,6 +46,8 @@ describe("JSON text with positions", () => {
         expect(parsed.ok).toBe(true);
         if (parsed.ok) expect(parsed.value).toEqual(JSON.parse(json));
       }),
+      // A "__proto__" key, which an assignment would turn into the prototype (found by this property).
+      { examples: [[JSON.parse('[[{"":{"__proto__":0}}]]'), false]] },
     );
   });
 
