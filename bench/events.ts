@@ -6,7 +6,12 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { setMaxListeners } from "node:events";
 import pg from "pg";
+import { fromBinary } from "@bufbuild/protobuf";
 import { createTenancyClients } from "../src/client.js";
+import { EventService, WatchEventsRequestSchema, WatchEventsResponseSchema, type WatchEventsResponse } from "../gen/tenancy/v1/event_pb.js";
+import { encode, RawGrpcClient } from "./grpc-client.js";
+
+const WATCH_PATH = `/${EventService.typeName}/${EventService.method.watchEvents.name}`;
 
 export interface WatchLatency {
   watchers: number;
@@ -32,24 +37,43 @@ function percentile(sorted: number[], p: number): number {
  * Opens `watchers` streams (on one HTTP/2 connection, as one consumer
  * process would), then writes at `rate` per second for `durationMs`
  * (CreateTenant over another connection); each delivery's latency is the
- * time from the event's commit time to its arrival.
+ * time from the event's commit time to its arrival, decoded.
+ *
+ * The watchers read with the bench's raw gRPC client (as the unary figures
+ * do, bench/grpc-client.ts) unless BENCH_CLIENT=connect: 100 Connect
+ * clients in this one process cost as much CPU as the service does, and on
+ * two cores their own queue would be measured, not the service's.
  */
-export async function measureWatchLatency(baseUrl: string, watchers: number, rate: number, durationMs: number): Promise<WatchLatency> {
+export async function measureWatchLatency(
+  baseUrl: string,
+  watchers: number,
+  rate: number,
+  durationMs: number,
+  client: "raw" | "connect" = "raw",
+): Promise<WatchLatency> {
   const reader = createTenancyClients({ baseUrl, protocol: "grpc" });
   const writer = createTenancyClients({ baseUrl, protocol: "grpc" });
   const controller = new AbortController();
   // One signal ends every watcher's stream.
   setMaxListeners(0, controller.signal);
   const latencies: number[] = [];
+  const failures: unknown[] = [];
   let ready = 0;
+  const receive = (message: WatchEventsResponse) => {
+    if (message.kind.case === "progress") ready++;
+    if (message.kind.case === "event") latencies.push(Date.now() - timestampDate(message.kind.value.time!).getTime());
+  };
+  const raw = client === "raw" ? new RawGrpcClient(baseUrl) : undefined;
+  const request = encode(WatchEventsRequestSchema, { startNow: true });
   const streams = Array.from({ length: watchers }, async () => {
     try {
-      for await (const message of reader.events.watchEvents({ startNow: true }, { signal: controller.signal })) {
-        if (message.kind.case === "progress") ready++;
-        if (message.kind.case === "event") latencies.push(Date.now() - timestampDate(message.kind.value.time!).getTime());
+      if (raw) {
+        await raw.stream(WATCH_PATH, request, (bytes) => receive(fromBinary(WatchEventsResponseSchema, bytes)), controller.signal);
+      } else {
+        for await (const message of reader.events.watchEvents({ startNow: true }, { signal: controller.signal })) receive(message);
       }
-    } catch {
-      // aborted at the end
+    } catch (error) {
+      if (!controller.signal.aborted) failures.push(error);
     }
   });
   while (ready < watchers) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -71,6 +95,8 @@ export async function measureWatchLatency(baseUrl: string, watchers: number, rat
   while (latencies.length < expected && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
   controller.abort();
   await Promise.all(streams);
+  raw?.close();
+  if (failures.length > 0) throw new Error(`${failures.length} of ${watchers} watch streams failed: ${String(failures[0])}`);
   const sorted = [...latencies].sort((a, b) => a - b);
   return {
     watchers,

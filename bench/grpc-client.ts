@@ -54,7 +54,12 @@ export class RawGrpcClient {
     const url = new URL(baseUrl);
     this.session = http2.connect(baseUrl, {
       createConnection: () => net.connect({ host: url.hostname, port: Number(url.port), noDelay: true }),
+      // Streams that receive much (100 watchers on one connection) are not
+      // held back by HTTP/2's 64 KiB default windows, as grpc-js's and
+      // Go's clients are not either (they grow theirs).
+      settings: { initialWindowSize: 4 << 20 },
     });
+    this.session.on("connect", () => this.session.setLocalWindowSize(64 << 20));
     this.session.on("error", () => {});
     // Many concurrent streams per connection, as a busy client would.
     this.session.setMaxListeners(0);
@@ -84,6 +89,46 @@ export class RawGrpcClient {
         else reject(new GrpcError(status ?? "none", message || "no grpc-status"));
       });
       stream.on("error", reject);
+      stream.end(body);
+    });
+  }
+
+  /**
+   * A server-streaming call: `onMessage` gets each response message as it
+   * arrives (frames split across DATA chunks are joined). Resolves when the
+   * stream ends with status 0 or is aborted, rejects on another status.
+   */
+  stream(path: string, body: Buffer, onMessage: (message: Uint8Array) => void, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stream = this.session.request(requestHeaders(path, undefined), { signal });
+      let pending: Buffer | undefined;
+      let status: string | undefined;
+      let message = "";
+      stream.on("response", (headers) => {
+        if (headers["grpc-status"] !== undefined) {
+          status = String(headers["grpc-status"]);
+          message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+        }
+      });
+      stream.on("trailers", (trailers) => {
+        status = String(trailers["grpc-status"]);
+        message = decodeURIComponent(String(trailers["grpc-message"] ?? ""));
+      });
+      stream.on("data", (chunk: Buffer) => {
+        let data = pending ? Buffer.concat([pending, chunk]) : chunk;
+        while (data.length >= 5) {
+          const length = data.readUInt32BE(1);
+          if (data.length < 5 + length) break;
+          onMessage(data.subarray(5, 5 + length));
+          data = data.subarray(5 + length);
+        }
+        pending = data.length > 0 ? data : undefined;
+      });
+      stream.on("end", () => {
+        if (status === "0" || signal?.aborted) resolve();
+        else reject(new GrpcError(status ?? "none", message || "no grpc-status"));
+      });
+      stream.on("error", (error) => (signal?.aborted ? resolve() : reject(error)));
       stream.end(body);
     });
   }

@@ -858,7 +858,7 @@ async function main(): Promise<void> {
       // second: a capacity figure, next to the latency at a moderate rate.
       for (const [watchers, writes] of [[1, rate], [100, 20], [100, rate]] as const) {
         log(`change feed: commit-to-delivery latency, ${watchers} watcher(s), ${writes} writes/s`);
-        latency.push(await measureWatchLatency(service.baseUrl, watchers, writes, duration));
+        latency.push(await measureWatchLatency(service.baseUrl, watchers, writes, duration, settings.client));
       }
       log("change feed: events per second one watcher follows");
       const follow = await measureFollowRate(service.baseUrl, db.url, quick ? 5_000 : 50_000);

@@ -3,6 +3,7 @@ import type { EventService as EventServiceDesc } from "../../gen/tenancy/v1/even
 import { principalOf } from "../auth/principal.js";
 import { entityManager } from "../rpc/context.js";
 import type { EventHub } from "./event.hub.js";
+import { speaksJson } from "./event.wire.js";
 import { EventService, watchEvents, type WatchOptions } from "./event.service.js";
 
 export interface EventHandlerDeps {
@@ -18,7 +19,8 @@ export function eventHandler(deps: EventHandlerDeps): ServiceImpl<typeof EventSe
     },
 
     watchEvents(req, ctx) {
-      return watchEvents(deps.hub, () => entityManager(ctx), req, principalOf(ctx), ctx.signal, deps.watch);
+      const encoding = speaksJson(ctx.requestHeader.get("content-type")) ? "json" : "binary";
+      return watchEvents(deps.hub, () => entityManager(ctx), req, principalOf(ctx), ctx.signal, deps.watch, encoding);
     },
   };
 }

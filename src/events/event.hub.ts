@@ -1,19 +1,35 @@
 import pg from "pg";
 import type { EntityManager } from "@mikro-orm/postgresql";
-import type { Event } from "../../gen/tenancy/v1/event_pb.js";
+import type { Event, WatchEventsResponse } from "../../gen/tenancy/v1/event_pb.js";
 import type { Logger } from "../logger.js";
 import { rowDates } from "../database/rows.js";
 import { EVENTS_AFTER_SQL, LATEST_SEQUENCE_SQL, type EventRow } from "./event.repository.js";
 import { toEventMessage } from "./event.mapper.js";
+import { preEncodedEventResponse } from "./event.wire.js";
 
 /** The channel the event triggers notify, with the transaction's last sequence as payload. */
 export const EVENTS_CHANNEL = "tenancy_events";
 
-/** One event as the hub hands it out: the wire message, mapped once for every watcher, and what filters need. */
-export interface FeedEvent {
-  sequence: bigint;
-  message: Event;
-  row: EventRow;
+/**
+ * One event as the hub hands it out to every watcher: the wire message,
+ * mapped once, its binary response, encoded once on first use, and the row
+ * that filters read.
+ */
+export class FeedEvent {
+  readonly sequence: bigint;
+  private encoded: WatchEventsResponse | undefined;
+
+  constructor(
+    readonly row: EventRow,
+    readonly message: Event,
+  ) {
+    this.sequence = BigInt(row.sequence);
+  }
+
+  /** The WatchEventsResponse for binary watchers, shared by all of them (see event.wire.ts). */
+  get binaryResponse(): WatchEventsResponse {
+    return (this.encoded ??= preEncodedEventResponse(this.message));
+  }
 }
 
 export interface EventHubOptions {
@@ -255,7 +271,7 @@ export class EventHub {
       if (this.stopped || !client || !this.headKnown) return;
       const { rows } = await client.query<EventRow>(EVENTS_AFTER_SQL, [this.current.toString(), size]);
       if (rows.length === 0) return;
-      const events = rows.map((row) => ({ sequence: BigInt(row.sequence), message: toEventMessage(row, this.date), row }));
+      const events = rows.map((row) => new FeedEvent(row, toEventMessage(row, this.date)));
       this.current = events[events.length - 1]!.sequence;
       for (const subscription of this.subscriptions) subscription.push(events);
       if (rows.length < size) return;

@@ -122,6 +122,8 @@ export async function* watchEvents(
   principal: Principal,
   signal: AbortSignal,
   options: WatchOptions,
+  /** How the stream's messages are serialized: binary watchers are sent each live event's shared, pre-encoded response. */
+  encoding: "binary" | "json" = "binary",
 ): AsyncGenerator<WatchEventsResponse> {
   const violations = new Violations();
   if (request.afterSequence < 0n) violations.add("after_sequence", "must not be negative");
@@ -196,7 +198,7 @@ export async function* watchEvents(
         position = event.sequence;
         if (matches(event.row)) {
           sent = true;
-          yield create(WatchEventsResponseSchema, { kind: { case: "event", value: event.message } });
+          yield encoding === "binary" ? event.binaryResponse : create(WatchEventsResponseSchema, { kind: { case: "event", value: event.message } });
           lastSent = Date.now();
         }
       }

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import http2 from "node:http2";
-import { fromBinary, toBinary, create, type MessageInitShape } from "@bufbuild/protobuf";
+import { equals, fromBinary, toBinary, create, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   createTenancyClients,
+  EventSchema,
   WatchEventsRequestSchema,
   WatchEventsResponseSchema,
 } from "../../src/client.js";
@@ -56,6 +57,38 @@ describe("WatchEvents", () => {
       await watcher.close();
     });
   }
+
+  it("sends the same live event to binary and JSON watchers of every protocol as the audit log has it", async () => {
+    // Binary watchers get a response encoded once for all of them
+    // (src/events/event.wire.ts), JSON watchers the message: both must be the event.
+    const baseUrl = server.baseUrl;
+    const watchers = {
+      grpc: new Watcher(server.grpc, { startNow: true }),
+      connectJson: new Watcher(server.connect, { startNow: true }),
+      connectBinary: new Watcher(createTenancyClients({ baseUrl, protocol: "connect", httpVersion: "2" }), { startNow: true }),
+      grpcWeb: new Watcher(createTenancyClients({ baseUrl, protocol: "grpc-web" }), { startNow: true }),
+      grpcWebJson: new Watcher(createTenancyClients({ baseUrl, protocol: "grpc-web", useBinaryFormat: false }), { startNow: true }),
+    };
+    for (const watcher of Object.values(watchers)) await watcher.until(() => watcher.progress.length > 0);
+    const tenant = await createWithSequence();
+    let sequence = "";
+    await server.grpc.tenants.updateTenant(
+      { tenant: { id: tenant.id, params: { theme: { color: "#123456", dark: true }, seats: 12, tags: ["a", "b"] } }, updateMask: { paths: ["params"] } },
+      { onHeader: (h) => (sequence = h.get("tenancy-event-sequence")!) },
+    );
+    const logged = (await server.grpc.events.listEvents({ tenantId: tenant.id, pageSize: 10 })).events;
+    expect(logged.map((e) => e.type)).toEqual(["tenant.created", "tenant.updated"]);
+    for (const [name, watcher] of Object.entries(watchers)) {
+      await watcher.seen(BigInt(sequence));
+      const seen = watcher.events.filter((e) => e.tenantId === tenant.id);
+      expect(seen.map((e) => e.type), name).toEqual(["tenant.created", "tenant.updated"]);
+      for (const event of seen) {
+        const expected = logged.find((e) => e.sequence === event.sequence)!;
+        expect(equals(EventSchema, event, expected), `${name}: ${event.type}`).toBe(true);
+      }
+      await watcher.close();
+    }
+  });
 
   it("starts at now with a progress message, and filters by tenant and type", async () => {
     const tenant = await createWithSequence();
