@@ -191,7 +191,9 @@ export async function* watchEvents(
           { resume_after: position.toString() },
         );
       }
-      if (signal.aborted) return;
+      // The deadline passed or the client cancelled: the stream ends with
+      // that status (DEADLINE_EXCEEDED, CANCELLED), on every transport.
+      if (signal.aborted) throw signal.reason instanceof ConnectError ? signal.reason : new ConnectError("the call was cancelled", Code.Canceled);
       let sent = false;
       for (const event of batch) {
         if (event.sequence <= position) continue;

@@ -1,6 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { EventSchema, WatchEventsResponseSchema, type Event, type WatchEventsResponse } from "../../gen/tenancy/v1/event_pb.js";
+import { markShared } from "../rpc/shared-messages.js";
 
 /** The field of WatchEventsResponse that carries an event (read from the descriptor, so a renumbering follows). */
 const EVENT_FIELD = WatchEventsResponseSchema.field.event!;
@@ -16,14 +17,15 @@ const EVENT_FIELD = WatchEventsResponseSchema.field.event!;
  * on the wire are those of the response with `event` set. event-wire.test.ts
  * checks that byte for byte, and that a reader decodes the event. JSON has
  * no unknown fields: watchers that speak JSON are sent the message itself.
- * Nobody may mutate the returned message: it is shared.
+ * Nobody may mutate the returned message: it is shared (and marked so, for
+ * the gRPC fast path, which then frames it once for every watcher).
  */
 export function preEncodedEventResponse(event: Event): WatchEventsResponse {
   // `data` of an unknown length-delimited field is the length and the bytes, as BinaryReader.skip returns them.
   const data = new BinaryWriter().bytes(toBinary(EventSchema, event)).finish();
   const response = create(WatchEventsResponseSchema);
   response.$unknown = [{ no: EVENT_FIELD.number, wireType: WireType.LengthDelimited, data }];
-  return response;
+  return markShared(response);
 }
 
 /** Whether a request's content type asks for JSON messages (Connect's `application/connect+json`, gRPC's `application/grpc+json`, ...). */

@@ -9,6 +9,8 @@ import {
   type HandlerContext,
   type Interceptor,
   type MethodImplSpec,
+  type StreamRequest,
+  type StreamResponse,
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
@@ -16,6 +18,7 @@ import type { Logger } from "../logger.js";
 import type { CodecMap } from "./codecs.js";
 import { setTrailerStatus } from "./connect-internals.js";
 import { RecordHeaders } from "./record-headers.js";
+import { isShared } from "./shared-messages.js";
 import {
   compressions,
   decompress,
@@ -30,8 +33,10 @@ import {
 import type { ServiceRegistration } from "./rpc-handler.js";
 
 /**
- * A lean transport for the most common call: unary gRPC over HTTP/2 with
- * binary protobuf (what every gRPC client in another backend sends). It
+ * A lean transport for the most common calls: unary gRPC over HTTP/2 with
+ * binary protobuf (what every gRPC client in another backend sends), and
+ * server-streaming gRPC (WatchEvents, whose many watchers each get every
+ * event: per message, Connect's pipeline cost several times the event). It
  * runs the same interceptors and implementations as the Connect adapter
  * (src/rpc/rpc-handler.ts), applied the way Connect's
  * `invokeUnaryImplementation` applies them, and reads requests with the same
@@ -42,8 +47,8 @@ import type { ServiceRegistration } from "./rpc-handler.js";
  * costs several times the work of the call itself on the hot read paths
  * (docs: "Where the time goes").
  *
- * Everything else (gRPC-Web, the Connect protocol, JSON, streaming methods,
- * HTTP/1.1, unknown compressions) goes to the Connect adapter, as does any
+ * Everything else (gRPC-Web, the Connect protocol, JSON, client and bidi
+ * streaming, HTTP/1.1, unknown compressions) goes to the Connect adapter, as does any
  * request it does not recognize. GRPC_FAST_PATH=off sends everything there;
  * CI runs the test suite both ways, so that any difference between the two
  * shows as a failing test.
@@ -135,10 +140,10 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
   };
   /** Encoded frames of shared response messages, by compression, dropped with the messages. */
   const sharedFrames = new WeakMap<object, Map<string, Buffer>>();
-  const specs = new Map<string, MethodImplSpec & { kind: "unary" }>();
+  const specs = new Map<string, MethodImplSpec & { kind: "unary" | "server_streaming" }>();
   for (const [service, implementation] of options.services) {
     for (const method of Object.values(createServiceImplSpec(service, implementation).methods)) {
-      if (method.kind === "unary") specs.set(`/${service.typeName}/${method.method.name}`, method);
+      if (method.kind === "unary" || method.kind === "server_streaming") specs.set(`/${service.typeName}/${method.method.name}`, method);
     }
   }
 
@@ -185,22 +190,22 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
     }
     const compression = requestCompression(headers["grpc-encoding"] as string | undefined, "grpc-accept-encoding");
     const answerCompression = responseCompression(headers["grpc-accept-encoding"] as string | undefined, compression);
+    /** A response message's frame; a shared message's is made once per compression and kept with it. */
+    const encodeFrame = async (message: object, shared: boolean): Promise<Buffer> => {
+      const name = answerCompression?.name ?? "identity";
+      let frames = shared ? sharedFrames.get(message) : undefined;
+      const kept = frames?.get(name);
+      if (kept) return kept;
+      const bytes = toBytes(spec.method.output, message);
+      const out = answerCompression && bytes.length >= COMPRESS_MIN_BYTES ? frame(await answerCompression.compress(bytes), true) : frame(bytes, false);
+      if (shared) {
+        if (!frames) sharedFrames.set(message, (frames = new Map()));
+        frames.set(name, out);
+      }
+      return out;
+    };
     const slot: ResponseSlot = {
-      async encode(message, values) {
-        const shared = options.sharedResponse?.(values) ?? false;
-        const name = answerCompression?.name ?? "identity";
-        let frames = shared ? sharedFrames.get(message) : undefined;
-        const kept = frames?.get(name);
-        if (kept) return kept;
-        const bytes = toBytes(spec.method.output, message);
-        const out =
-          answerCompression && bytes.length >= COMPRESS_MIN_BYTES ? frame(await answerCompression.compress(bytes), true) : frame(bytes, false);
-        if (shared) {
-          if (!frames) sharedFrames.set(message, (frames = new Map()));
-          frames.set(name, out);
-        }
-        return out;
-      },
+      encode: (message, values) => encodeFrame(message, options.sharedResponse?.(values) ?? false),
     };
 
     const respondError = (error: ConnectError, responseHeader?: Headers, responseTrailer?: Headers) => {
@@ -291,9 +296,112 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       }
     };
 
+    /**
+     * Runs a server-streaming call: the interceptors and the implementation
+     * as Connect's invokeStreamImplementation applies them, each response
+     * message framed as the unary path frames its one. Headers go out with
+     * the first message (a handler may set them until then), the status in
+     * the trailers; an error before the first message is answered
+     * trailers-only. The frames written in one turn of the event loop go to
+     * the socket together (the stream is corked until the next tick), and a
+     * shared message (src/rpc/shared-messages.ts) is framed once for every
+     * call that sends it.
+     */
+    const runStream = async (input: unknown) => {
+      const responseHeader = new RecordHeaders({ "content-type": RESPONSE_CONTENT_TYPE }).asHeaders();
+      if (answerCompression) responseHeader.set("grpc-encoding", answerCompression.name);
+      const responseTrailer = new RecordHeaders({ "grpc-status": "0" }).asHeaders();
+      const signal = () => (controller ??= new AbortController()).signal;
+      const request = {
+        stream: true,
+        // The request's one message, or its refusal when it is read (inside the interceptors, which then count it).
+        message: (async function* () {
+          if (refusal) throw refusal;
+          yield input;
+        })(),
+        method: spec.method,
+        service: spec.method.parent,
+        requestMethod: "POST",
+        url: `http://${String(headers[":authority"] ?? "localhost")}${path}`,
+        get signal() {
+          return signal();
+        },
+        header: new RecordHeaders(headers).asHeaders(),
+        contextValues,
+      } as StreamRequest;
+      const implementation = async (req: StreamRequest): Promise<StreamResponse> => {
+        let message: unknown;
+        for await (const m of req.message) message = m;
+        const context: HandlerContext = {
+          service: req.service,
+          method: req.method,
+          protocolName: "grpc",
+          requestMethod: req.requestMethod,
+          url: req.url,
+          get signal() {
+            return req.signal;
+          },
+          timeoutMs,
+          requestHeader: req.header,
+          responseHeader,
+          responseTrailer,
+          values: req.contextValues,
+        };
+        const out = (spec.impl as (message: unknown, context: HandlerContext) => AsyncIterable<unknown>)(message, context);
+        return { stream: true, message: out, method: spec.method, service: spec.method.parent, header: responseHeader, trailer: responseTrailer } as StreamResponse;
+      };
+      let headersSent = false;
+      let corked = false;
+      const sendHeaders = () => {
+        headersSent = true;
+        stream.respond(toNodeHeaders(responseHeader, { ":status": 200 }), { waitForTrailers: true });
+      };
+      try {
+        let call = implementation;
+        for (let i = options.interceptors.length - 1; i >= 0; i--) call = options.interceptors[i]!(call as never) as typeof call;
+        const response = await call(request);
+        if (response.header !== responseHeader) response.header.forEach((value, key) => responseHeader.set(key, value));
+        for await (const sent of response.message) {
+          if (stream.destroyed || stream.closed) break;
+          const message = isMessage(sent, spec.method.output) ? sent : create(spec.method.output, sent as never);
+          const payload = await encodeFrame(message, isShared(message));
+          if (stream.destroyed || stream.closed) break;
+          if (!headersSent) sendHeaders();
+          if (!corked) {
+            corked = true;
+            stream.cork();
+            process.nextTick(() => {
+              corked = false;
+              stream.uncork();
+            });
+          }
+          if (!stream.write(payload)) await new Promise((resolve) => stream.once("drain", resolve).once("close", resolve));
+        }
+        if (response.trailer !== responseTrailer) response.trailer.forEach((value, key) => responseTrailer.set(key, value));
+        // A deadline that passed (or a cancel) ends the implementation's stream early: answer with its reason.
+        const reason = controller?.signal.aborted ? controller.signal.reason : undefined;
+        if (reason instanceof ConnectError) throw reason;
+      } catch (error) {
+        // The error interceptor made every failure of the call a ConnectError (and logged INTERNAL ones).
+        if (!(error instanceof ConnectError)) options.log.error({ procedure: path.slice(1), err: error }, "internal error");
+        const failure = error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+        if (!headersSent) return respondError(failure, responseHeader, responseTrailer);
+        setTrailerStatus(responseTrailer, failure);
+      }
+      if (stream.destroyed || stream.closed) return;
+      try {
+        if (!headersSent) sendHeaders();
+        stream.once("wantTrailers", () => stream.sendTrailers(toNodeHeaders(responseTrailer)));
+        stream.end();
+      } catch (error) {
+        options.log.error({ procedure: path.slice(1), err: error }, "internal error");
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      }
+    };
+
     const start = (input: unknown) => {
       started = true;
-      run(input)
+      (spec.kind === "unary" ? run : runStream)(input)
         .catch((error: unknown) => {
           options.log.error({ procedure: path.slice(1), err: error }, "internal error");
           respondError(new ConnectError("internal error", Code.Internal));

@@ -11,12 +11,13 @@ import {
   TenantSchema,
 } from "../../gen/tenancy/v1/tenant_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import { WatchEventsRequestSchema, WatchEventsResponseSchema, type Event } from "../../gen/tenancy/v1/event_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 /**
- * Unary gRPC with binary protobuf is served by src/rpc/grpc-fast-path.ts
- * unless GRPC_FAST_PATH=off. Here two servers share one database, one with
+ * Unary and server-streaming gRPC with binary protobuf is served by
+ * src/rpc/grpc-fast-path.ts unless GRPC_FAST_PATH=off. Here two servers share one database, one with
  * the fast path and one without, and get the same calls: their answers
  * must be the same, but for the documented difference (the fast path
  * answers errors trailers-only, Connect with headers then trailers, both
@@ -70,8 +71,32 @@ function frame(message: Uint8Array, compressed = false): Buffer {
 
 /** The one message of an answer, decompressed when its frame says so. */
 function messageOf(a: Answer): Buffer {
-  const payload = a.body.subarray(5, 5 + a.body.readUInt32BE(1));
-  return a.body[0] === 1 ? gunzipSync(payload) : payload;
+  return messagesOf(a)[0]!;
+}
+
+/** Every message of an answer (a stream's), each decompressed when its frame says so. */
+function messagesOf(a: Answer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < a.body.length; ) {
+    const length = a.body.readUInt32BE(at + 1);
+    const payload = a.body.subarray(at + 5, at + 5 + length);
+    out.push(a.body[at] === 1 ? gunzipSync(payload) : payload);
+    at += 5 + length;
+  }
+  return out;
+}
+
+/** The events of a WatchEvents answer, and whether each came compressed. */
+function eventsOf(a: Answer): Array<{ event: Event; compressed: boolean }> {
+  const out: Array<{ event: Event; compressed: boolean }> = [];
+  let at = 0;
+  for (const bytes of messagesOf(a)) {
+    const compressed = a.body[at] === 1;
+    at += 5 + a.body.readUInt32BE(at + 1);
+    const message = fromBinary(WatchEventsResponseSchema, bytes);
+    if (message.kind.case === "event") out.push({ event: message.kind.value, compressed });
+  }
+  return out;
 }
 
 const getTenant = (id: string) => toBinary(GetTenantRequestSchema, create(GetTenantRequestSchema, { id }));
@@ -83,6 +108,14 @@ function errorReason(a: Answer): string | undefined {
   const decoded = fromBinary(StatusSchema, Buffer.from(bin, "base64"));
   const info = decoded.details.find((d) => d.typeUrl.endsWith("google.rpc.ErrorInfo"));
   return info ? fromBinary(ErrorInfoSchema, info.value).reason : undefined;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for the condition");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 describe("the gRPC fast path and Connect answer alike", () => {
@@ -174,6 +207,62 @@ describe("the gRPC fast path and Connect answer alike", () => {
     for (const server of [fast, plain]) {
       const refused = server.logs.filter((l) => l.msg === "rpc" && l.procedure === "tenancy.v1.TenantService/CreateTenant" && l.code === "ResourceExhausted");
       expect(refused).toHaveLength(1);
+    }
+  });
+
+  it("a watch (server streaming): the same events, then the status its deadline gives, plain or gzip-compressed", async () => {
+    const tag = Math.random().toString(36).slice(2, 8);
+    const before = (await fast.grpc.events.listEvents({ pageSize: 1 })).latestSequence;
+    // Small events, and one larger than the 1 KiB below which nothing is compressed.
+    const small = await fast.grpc.tenants.createTenant({ tenant: { name: `Watch ${tag}`, domain: `${tag}.watch-fast.example` } });
+    const large = await fast.grpc.tenants.createTenant({ tenant: { name: `Watch big ${tag}`, domain: `${tag}-big.watch-fast.example`, params: { text: "z".repeat(2_000) } } });
+    const watch = frame(toBinary(WatchEventsRequestSchema, create(WatchEventsRequestSchema, { afterSequence: before })));
+    const path = "/tenancy.v1.EventService/WatchEvents";
+    const lives: string[] = [];
+    for (const accept of [{}, { "grpc-accept-encoding": "identity,deflate,gzip" }] as Array<Record<string, string>>) {
+      // The deadline ends both streams, after the replay and a live event.
+      const answers = both(path, watch, { ...accept, "grpc-timeout": "1500m", "x-request-id": `w-${tag}` });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const live = await fast.grpc.tenants.createTenant({ tenant: { name: `Watch live ${tag} ${Object.keys(accept).length}`, domain: `${tag}-${Object.keys(accept).length}.live.example` } });
+      lives.push(live.id);
+      const [f, p] = await answers;
+      expect([status(f), status(p)]).toEqual([String(Code.DeadlineExceeded), String(Code.DeadlineExceeded)]);
+      for (const answer of [f, p]) {
+        expect(status(answer)).toBe(String(Code.DeadlineExceeded));
+        expect(trailersOnly(answer)).toBe(false);
+        expect(answer.headers["content-type"]).toBe("application/grpc+proto");
+        expect(answer.headers["x-request-id"]).toBe(`w-${tag}`);
+        const events = eventsOf(answer);
+        expect(events.map((e) => e.event.tenantId)).toEqual([small.id, large.id, ...lives]);
+        expect(events.map((e) => e.compressed)).toEqual([false, "grpc-accept-encoding" in accept, ...lives.map(() => false)]);
+      }
+      expect(f.headers["grpc-encoding"]).toBe(p.headers["grpc-encoding"]);
+      expect(eventsOf(f).map((e) => e.event)).toEqual(eventsOf(p).map((e) => e.event));
+    }
+  });
+
+  it("a watch refused before its first message: the same status and reason", async () => {
+    const refused = frame(toBinary(WatchEventsRequestSchema, create(WatchEventsRequestSchema, { types: ["tenant.gone"] })));
+    const [f, p] = await both("/tenancy.v1.EventService/WatchEvents", refused);
+    expect([status(f), status(p)]).toEqual([String(Code.InvalidArgument), String(Code.InvalidArgument)]);
+    // Trailers-only on the fast path (the documented difference), which shows it served the watch.
+    expect([trailersOnly(f), trailersOnly(p)]).toEqual([true, false]);
+    expect(messagesOf(f)).toEqual([]);
+    expect(messagesOf(p)).toEqual([]);
+    const [g, q] = await both("/tenancy.v1.EventService/WatchEvents", frame(Buffer.from([0xff, 0xff, 0xff])));
+    expect([status(g), status(q)]).toEqual([String(Code.InvalidArgument), String(Code.InvalidArgument)]);
+  });
+
+  it("a watch whose client goes away ends on the server (its subscription is dropped)", async () => {
+    for (const server of [fast, plain]) {
+      const before = server.eventHub.watchers;
+      const stream = sessions.get(server)!.request({ ":method": "POST", ":path": "/tenancy.v1.EventService/WatchEvents", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => {});
+      stream.end(frame(toBinary(WatchEventsRequestSchema, create(WatchEventsRequestSchema, { startNow: true }))));
+      await once(stream, "response");
+      await waitFor(() => server.eventHub.watchers === before + 1);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await waitFor(() => server.eventHub.watchers === before);
     }
   });
 
