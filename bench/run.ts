@@ -507,7 +507,7 @@ async function measure(
   op: Op | "mixed",
   mode: "rpc" | "sql",
   service: Service | undefined,
-  options: { rate?: number; db: Database; seededAt: Date; writes?: boolean; runs?: number },
+  options: { rate?: number; db: Database; seededAt: Date; writes?: boolean; runs?: number; warm?: boolean },
 ): Promise<Figures> {
   const runs: RunResult[] = [];
   const serviceCpu: number[] = [];
@@ -535,7 +535,7 @@ async function measure(
       mode,
       durationMs: settings.durationMs,
       // The first run warms up (JIT, pools, caches); later ones only settle.
-      warmupMs: r === 0 ? settings.warmupMs : Math.min(settings.warmupMs, 500),
+      warmupMs: r === 0 && !options.warm ? settings.warmupMs : Math.min(settings.warmupMs, 500),
       ...(options.rate !== undefined ? { rate: options.rate } : {}),
     });
     load.onMark = undefined;
@@ -761,7 +761,7 @@ interface ScenarioResult {
   ratio?: number;
   /** The scenario the ratio is relative to, when not the direct-SQL baseline. */
   relativeTo?: string;
-  /** With relativeTo: the ratio of each pair of alternating runs (sorted); `ratio` is their median. */
+  /** The ratio of each pair of alternating runs (against relativeTo, or direct SQL), sorted; `ratio` is their median. */
   pairRatios?: number[];
   /** Open loop at half of the maximum rate (cached scenarios). */
   halfRate?: { rate: number; figures: Figures };
@@ -821,15 +821,6 @@ async function main(): Promise<void> {
       }
     };
 
-    const baselineFor = async (op: Op | "mixed", writes?: boolean) => {
-      const cached = baselines.get(op);
-      if (cached) return cached;
-      log(`  direct SQL baseline: ${op}`);
-      const figures = await measure(load!, op, "sql", undefined, { db, seededAt, writes });
-      baselines.set(op, figures);
-      return figures;
-    };
-
     /**
      * A resolve cache in production holds the tenants that are asked for;
      * cached scenarios start from that steady state (every seeded tenant
@@ -887,35 +878,38 @@ async function main(): Promise<void> {
       let ratio: number;
       let baseline: Figures | undefined;
       let pairRatios: number[] | undefined;
-      if (reference) {
-        // Run for run, alternating with the scenario it is compared with, so
-        // that load from outside the benchmark weighs on both alike; the
-        // ratio is the median of the pairs', the figures those of that pair.
-        const pairs: Array<{ figures: Figures; ratio: number }> = [];
-        for (let r = 0; r < settings.runs; r++) {
-          // Which goes first alternates too.
-          const measureOther = () => measure(load!, reference.op, "rpc", service, { db, seededAt, writes: reference.writes, runs: 1 });
-          const measureOwn = () => measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes, runs: 1 });
-          let other: Figures;
-          let own: Figures;
-          if (r % 2 === 0) {
-            other = await measureOther();
-            own = await measureOwn();
-          } else {
-            own = await measureOwn();
-            other = await measureOther();
-          }
-          pairs.push({ figures: own, ratio: own.rps / other.rps });
+      // Run for run, alternating with what it is compared with (another
+      // scenario, or the direct SQL baseline), so that load from outside the
+      // benchmark and the machine's drift weigh on both alike; the ratio is
+      // the median of the pairs', the figures those of that pair.
+      if (!reference) log(`  paired run for run with the direct SQL baseline`);
+      const pairs: Array<{ figures: Figures; other: Figures; ratio: number }> = [];
+      for (let r = 0; r < settings.runs; r++) {
+        // Which goes first alternates too.
+        const measureOther = () =>
+          reference
+            ? measure(load!, reference.op, "rpc", service, { db, seededAt, writes: reference.writes, runs: 1, warm: r > 0 })
+            : measure(load!, scenario.op, "sql", undefined, { db, seededAt, writes: scenario.writes, runs: 1, warm: r > 0 });
+        const measureOwn = () => measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes, runs: 1, warm: r > 0 });
+        let other: Figures;
+        let own: Figures;
+        if (r % 2 === 0) {
+          own = await measureOwn();
+          other = await measureOther();
+        } else {
+          other = await measureOther();
+          own = await measureOwn();
         }
-        pairs.sort((a, b) => a.ratio - b.ratio);
-        const middle = pairs[Math.floor((pairs.length - 1) / 2)]!;
-        figures = middle.figures;
-        ratio = median(pairs.map((p) => p.ratio));
-        pairRatios = pairs.map((p) => p.ratio);
-      } else {
-        figures = await measure(load!, scenario.op, "rpc", service, { db, seededAt, writes: scenario.writes });
-        baseline = await baselineFor(scenario.op, scenario.writes);
-        ratio = figures.rps / baseline.rps;
+        pairs.push({ figures: own, other, ratio: own.rps / other.rps });
+      }
+      pairs.sort((a, b) => a.ratio - b.ratio);
+      const middle = pairs[Math.floor((pairs.length - 1) / 2)]!;
+      figures = middle.figures;
+      ratio = median(pairs.map((p) => p.ratio));
+      pairRatios = pairs.map((p) => p.ratio);
+      if (!reference) {
+        baseline = middle.other;
+        baselines.set(`${scenario.id}`, baseline);
       }
       const result: ScenarioResult = {
         id: scenario.id,
@@ -925,7 +919,8 @@ async function main(): Promise<void> {
         service: figures,
         ...(baseline ? { baseline } : {}),
         ratio,
-        ...(reference ? { relativeTo: reference.id, pairRatios } : {}),
+        ...(reference ? { relativeTo: reference.id } : {}),
+        pairRatios,
         ...(scenario.target ? { target: scenario.target } : {}),
       };
       if (scenario.target?.p99AtHalfRateMs !== undefined) {
@@ -1108,7 +1103,9 @@ async function main(): Promise<void> {
       }
     }
     for (const r of results.filter((r) => r.pairRatios)) {
-      lines.push(`${r.label} against ${r.relativeTo}, run for run (alternating): ${r.pairRatios!.map((x) => `${x.toFixed(2)}x`).join(", ")}; median ${r.ratio!.toFixed(2)}x`);
+      lines.push(
+        `${r.label} against ${r.relativeTo ?? "direct SQL"}, run for run (alternating): ${r.pairRatios!.map((x) => `${x.toFixed(2)}x`).join(", ")}; median ${r.ratio!.toFixed(2)}x`,
+      );
     }
     if (pgbench) lines.push(`pgbench (select by primary key, ${pgbench.clients} clients, ${pgbench.mode}): ${fmt(pgbench.tps)} tps`);
     else lines.push("pgbench: not found on this machine (set BENCH_PGBENCH)");
