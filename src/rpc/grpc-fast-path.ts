@@ -126,6 +126,19 @@ function frame(message: Uint8Array, compressed: boolean): Buffer {
   return out;
 }
 
+/** Resolves when a stream that asked the writer to wait can take more, or is closed. */
+function drained(stream: http2.ServerHttp2Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
+}
+
 function toNodeHeaders(headers: Headers, into: http2.OutgoingHttpHeaders = {}): http2.OutgoingHttpHeaders {
   headers.forEach((value, key) => {
     into[key] = value;
@@ -375,7 +388,8 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
               stream.uncork();
             });
           }
-          if (!stream.write(payload)) await new Promise((resolve) => stream.once("drain", resolve).once("close", resolve));
+          // A client that reads slowly holds the next message back here (the hub's bounded backlog then ends the watch).
+          if (!stream.write(payload)) await drained(stream);
         }
         if (response.trailer !== responseTrailer) response.trailer.forEach((value, key) => responseTrailer.set(key, value));
         // A deadline that passed (or a cancel) ends the implementation's stream early: answer with its reason.
