@@ -1,10 +1,13 @@
 import fs from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { BadRequestSchema, ParamsSchemaView, PreconditionFailureSchema, Tenant_State, type Tenant } from "../../src/client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
+import { holdBatches } from "../support/coalescing.js";
+import { ParamsSchemaRepository } from "../../src/params-schemas/params-schema.repository.js";
+import { TenantRepository } from "../../src/tenants/tenant.repository.js";
 
 const example = (file: string): JsonObject =>
   JSON.parse(fs.readFileSync(new URL(`../../examples/params-schemas/${file}`, import.meta.url), "utf8")) as JsonObject;
@@ -376,6 +379,54 @@ describe("writes of tenants bound to a schema", () => {
     await server.sql.query(`INSERT INTO "ParamsSchemas" (name, version, schema) VALUES ($1, 2, $2)`, [name, JSON.stringify(THEME)]);
     await Promise.all(Array.from({ length: 10 }, () => server.grpc.tenants.createTenant({ tenant: { ...unique(), params: goodTheme, paramsSchema: `${name}@2` } })));
     expect(server.paramsSchemas.compiles).toBe(before + 1);
+  });
+
+  // The write benchmark's bound creates (bench/run.ts, create-tenant-schema)
+  // cost what a free-form create costs plus validation, only as long as
+  // these hold: nothing is read from "ParamsSchemas" per request, and bound
+  // creates share the coalesced INSERT with every other create.
+  it("reads no schema per create once a version is compiled, and sends bound and free-form creates in one coalesced INSERT", async () => {
+    const name = schemaName("hot-path");
+    const binding = (await register(name, PROGRAM)).paramsSchema;
+    const params = { plan: "pro", language: "en", seats: 10 };
+    const reads = vi.spyOn(ParamsSchemaRepository.prototype, "find");
+    const inserts = vi.spyOn(TenantRepository.prototype, "insertMany");
+    try {
+      const held = await holdBatches(server, {
+        table: "Tenants",
+        mode: "SHARE",
+        statement: `INSERT INTO "Tenants"`,
+        stats: () => server.tenantInserter.stats,
+        blocker: () => server.grpc.tenants.createTenant({ tenant: unique() }),
+      });
+      let created: Tenant[];
+      try {
+        const running = Promise.all(
+          Array.from({ length: 6 }, (_, i) => server.grpc.tenants.createTenant({ tenant: { ...unique(), params, paramsSchema: i % 2 === 0 ? binding : "" } })),
+        );
+        await held.queued(1 + 6);
+        await held.release();
+        created = await running;
+      } finally {
+        await held.release();
+      }
+      await held.blockers();
+      expect(created.map((t) => t.paramsSchema)).toEqual([binding, "", binding, "", binding, ""]);
+      // Registered by this process: its compiled form is used, nothing is read.
+      expect(reads).not.toHaveBeenCalled();
+      const batchOf = (id: string) => inserts.mock.calls.findIndex(([tenants]) => tenants.some((t) => t.id === id));
+      const batch = batchOf(created[0]!.id);
+      expect(batch).toBeGreaterThanOrEqual(0);
+      expect(created.map((t) => batchOf(t.id))).toEqual(created.map(() => batch));
+
+      // A version registered by another instance is read once, on first use.
+      await server.sql.query(`INSERT INTO "ParamsSchemas" (name, version, schema) VALUES ($1, 2, $2)`, [name, JSON.stringify(PROGRAM)]);
+      for (let i = 0; i < 3; i++) await server.grpc.tenants.createTenant({ tenant: { ...unique(), params, paramsSchema: `${name}@2` } });
+      expect(reads).toHaveBeenCalledTimes(1);
+    } finally {
+      reads.mockRestore();
+      inserts.mockRestore();
+    }
   });
 
   it("filters tenants by params_schema", async () => {
