@@ -845,9 +845,13 @@ async function main(): Promise<void> {
       const rate = quick ? 200 : 500;
       const duration = quick ? 2_000 : 10_000;
       const latency: WatchLatency[] = [];
-      // 100 watchers at the full rate is 100 x 200 (quick) deliveries a
-      // second: a capacity figure, next to the latency at a moderate rate.
-      for (const [watchers, writes] of [[1, rate], [100, 20], [100, rate]] as const) {
+      // The latency target (p99 < 100 ms) with 1 watcher at the full rate
+      // and 100 watchers at 20 and 100 writes/s (10,000 deliveries a
+      // second); 100 watchers at the full rate (100 x 500 deliveries a
+      // second, 100 x 200 in quick mode) is a capacity figure: how far past
+      // that the feed keeps up on this machine, with the load generator's
+      // 100 readers on the same two cores.
+      for (const [watchers, writes] of [[1, rate], [100, 20], [100, 100], [100, rate]] as const) {
         log(`change feed: commit-to-delivery latency, ${watchers} watcher(s), ${writes} writes/s`);
         latency.push(await measureWatchLatency(service.baseUrl, watchers, writes, duration, settings.client));
       }
@@ -1092,7 +1096,9 @@ async function main(): Promise<void> {
     if (feed) {
       for (const l of feed.latency) {
         lines.push(
-          `change feed, ${l.watchers} watcher(s) at ${l.writesPerSecond} writes/s: commit to delivery p50 ${ms(l.p50)} ms, p99 ${ms(l.p99)} ms, max ${ms(l.max)} ms (${l.delivered} deliveries; target p99 < 100 ms ${l.p99 < 100 ? "met" : "MISSED"})`,
+          `change feed, ${l.watchers} watcher(s) at ${l.writesPerSecond} writes/s: commit to delivery p50 ${ms(l.p50)} ms, p99 ${ms(l.p99)} ms, max ${ms(l.max)} ms (${l.delivered} deliveries; ${
+            l.watchers * l.writesPerSecond > 10_000 ? "capacity" : `target p99 < 100 ms ${l.p99 < 100 ? "met" : "MISSED"}`
+          })`,
         );
       }
       lines.push(`change feed: one watcher follows ${fmt(feed.follow.eventsPerSecond)} events/s (${feed.follow.events} events in ${feed.follow.seconds.toFixed(2)} s)`);
