@@ -32,35 +32,32 @@ export interface FollowRate {
 const EVENT_FIELD = WatchEventsResponseSchema.field.event!.number;
 const TIME_FIELD = EventSchema.field.time!.number;
 
-/** An event's time (ms) from a WatchEventsResponse's bytes, or undefined for a progress message. */
-export function eventTimeMs(bytes: Uint8Array): number | undefined {
-  const response = new BinaryReader(bytes);
-  while (response.pos < response.len) {
-    const [field, wireType] = response.tag();
-    if (field !== EVENT_FIELD) {
-      response.skip(wireType, field);
-      continue;
-    }
-    const event = new BinaryReader(response.bytes());
-    while (event.pos < event.len) {
-      const [f, w] = event.tag();
-      if (f !== TIME_FIELD) {
-        event.skip(w, f);
-        continue;
-      }
-      const timestamp = new BinaryReader(event.bytes());
-      let seconds = 0;
-      let nanos = 0;
-      while (timestamp.pos < timestamp.len) {
-        const [t, tw] = timestamp.tag();
-        if (t === 1) seconds = Number(timestamp.int64());
-        else if (t === 2) nanos = timestamp.int32();
-        else timestamp.skip(tw, t);
-      }
-      return seconds * 1000 + Math.round(nanos / 1e6);
-    }
+/** The bytes of a message's length-delimited field, or undefined when it is not there. */
+function fieldBytes(bytes: Uint8Array, field: number): Uint8Array | undefined {
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    if (no === field) return reader.bytes();
+    reader.skip(wireType, no);
   }
   return undefined;
+}
+
+/** An event's time (ms) from a WatchEventsResponse's bytes, or undefined for a progress message. */
+export function eventTimeMs(bytes: Uint8Array): number | undefined {
+  const event = fieldBytes(bytes, EVENT_FIELD);
+  const time = event && fieldBytes(event, TIME_FIELD);
+  if (time === undefined) return undefined;
+  const timestamp = new BinaryReader(time);
+  let seconds = 0;
+  let nanos = 0;
+  while (timestamp.pos < timestamp.len) {
+    const [no, wireType] = timestamp.tag();
+    if (no === 1) seconds = Number(timestamp.int64());
+    else if (no === 2) nanos = timestamp.int32();
+    else timestamp.skip(wireType, no);
+  }
+  return seconds * 1000 + Math.round(nanos / 1e6);
 }
 
 function percentile(sorted: number[], p: number): number {

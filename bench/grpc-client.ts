@@ -44,6 +44,19 @@ const requestHeaders = (path: string, timeout: string | undefined) => ({
   ...(timeout ? { "grpc-timeout": timeout } : {}),
 });
 
+/** A call's gRPC status, filled in from its trailers, or from its headers when the answer is trailers-only (errors). */
+function statusOf(stream: http2.ClientHttp2Stream): { code?: string; message: string } {
+  const status: { code?: string; message: string } = { message: "" };
+  const read = (fields: http2.IncomingHttpHeaders) => {
+    if (fields["grpc-status"] === undefined) return;
+    status.code = String(fields["grpc-status"]);
+    status.message = decodeURIComponent(String(fields["grpc-message"] ?? ""));
+  };
+  stream.on("response", read);
+  stream.on("trailers", read);
+  return status;
+}
+
 export class RawGrpcClient {
   private readonly session: http2.ClientHttp2Session;
   private readonly timeout: string | undefined;
@@ -70,23 +83,11 @@ export class RawGrpcClient {
     return new Promise((resolve, reject) => {
       const stream = this.session.request(requestHeaders(path, this.timeout));
       const chunks: Buffer[] = [];
-      let status: string | undefined;
-      let message = "";
-      stream.on("response", (headers) => {
-        // Trailers-only responses (errors) carry the status in the headers.
-        if (headers["grpc-status"] !== undefined) {
-          status = String(headers["grpc-status"]);
-          message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
-        }
-      });
-      stream.on("trailers", (trailers) => {
-        status = String(trailers["grpc-status"]);
-        message = decodeURIComponent(String(trailers["grpc-message"] ?? ""));
-      });
+      const status = statusOf(stream);
       stream.on("data", (chunk: Buffer) => chunks.push(chunk));
       stream.on("end", () => {
-        if (status === "0") resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-        else reject(new GrpcError(status ?? "none", message || "no grpc-status"));
+        if (status.code === "0") resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+        else reject(new GrpcError(status.code ?? "none", status.message || "no grpc-status"));
       });
       stream.on("error", reject);
       stream.end(body);
@@ -102,18 +103,7 @@ export class RawGrpcClient {
     return new Promise((resolve, reject) => {
       const stream = this.session.request(requestHeaders(path, undefined), { signal });
       let pending: Buffer | undefined;
-      let status: string | undefined;
-      let message = "";
-      stream.on("response", (headers) => {
-        if (headers["grpc-status"] !== undefined) {
-          status = String(headers["grpc-status"]);
-          message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
-        }
-      });
-      stream.on("trailers", (trailers) => {
-        status = String(trailers["grpc-status"]);
-        message = decodeURIComponent(String(trailers["grpc-message"] ?? ""));
-      });
+      const status = statusOf(stream);
       stream.on("data", (chunk: Buffer) => {
         let data = pending ? Buffer.concat([pending, chunk]) : chunk;
         while (data.length >= 5) {
@@ -125,8 +115,8 @@ export class RawGrpcClient {
         pending = data.length > 0 ? data : undefined;
       });
       stream.on("end", () => {
-        if (status === "0" || signal?.aborted) resolve();
-        else reject(new GrpcError(status ?? "none", message || "no grpc-status"));
+        if (status.code === "0" || signal?.aborted) resolve();
+        else reject(new GrpcError(status.code ?? "none", status.message || "no grpc-status"));
       });
       stream.on("error", (error) => (signal?.aborted ? resolve() : reject(error)));
       stream.end(body);

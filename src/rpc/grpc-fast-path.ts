@@ -233,6 +233,38 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       if (!stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
     };
 
+    /** The request the interceptors see; its signal is made on first read, and aborted only if the call is cancelled or times out. */
+    const requestOf = (streaming: boolean, message: unknown) => ({
+      stream: streaming,
+      message,
+      method: spec.method,
+      service: spec.method.parent,
+      requestMethod: "POST",
+      url: `http://${String(headers[":authority"] ?? "localhost")}${path}`,
+      get signal() {
+        return (controller ??= new AbortController()).signal;
+      },
+      header: new RecordHeaders(headers).asHeaders(),
+      contextValues,
+    });
+
+    /** The handler's context, as Connect makes it; its signal is the request's, read (and so made) only if the handler reads it. */
+    const handlerContext = (req: UnaryRequest | StreamRequest, responseHeader: Headers, responseTrailer: Headers): HandlerContext => ({
+      service: req.service,
+      method: req.method,
+      protocolName: "grpc",
+      requestMethod: req.requestMethod,
+      url: req.url,
+      get signal() {
+        return req.signal;
+      },
+      timeoutMs,
+      requestHeader: req.header,
+      responseHeader,
+      responseTrailer,
+      values: req.contextValues,
+    });
+
     /** Runs the call: `input` is the request message, or undefined when `refusal` answers it. */
     const run = async (input: unknown) => {
       const responseHeader = new RecordHeaders({ "content-type": RESPONSE_CONTENT_TYPE }).asHeaders();
@@ -240,40 +272,11 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       const responseTrailer = new RecordHeaders({ "grpc-status": "0" }).asHeaders();
       contextValues.set(kResponseSlot, slot);
       if (refusal) contextValues.set(kDecodedRequest, { error: refusal });
-      // Created on first use; aborted only when the call is cancelled or
-      // times out, never on normal completion.
-      const signal = () => (controller ??= new AbortController()).signal;
-      const request: UnaryRequest = {
-        stream: false,
-        message: input ?? create(spec.method.input),
-        method: spec.method,
-        service: spec.method.parent,
-        requestMethod: "POST",
-        url: `http://${String(headers[":authority"] ?? "localhost")}${path}`,
-        get signal() {
-          return signal();
-        },
-        header: new RecordHeaders(headers).asHeaders(),
-        contextValues,
-      } as UnaryRequest;
+      const request = requestOf(false, input ?? create(spec.method.input)) as UnaryRequest;
       // What Connect's invokeUnaryImplementation does, without copying the
       // context per call (which reads, and so creates, the signal).
       const implementation = async (req: UnaryRequest): Promise<UnaryResponse> => {
-        const context: HandlerContext = {
-          service: req.service,
-          method: req.method,
-          protocolName: "grpc",
-          requestMethod: req.requestMethod,
-          url: req.url,
-          get signal() {
-            return req.signal;
-          },
-          timeoutMs,
-          requestHeader: req.header,
-          responseHeader,
-          responseTrailer,
-          values: req.contextValues,
-        };
+        const context = handlerContext(req, responseHeader, responseTrailer);
         const out = await (spec.impl as (message: unknown, context: HandlerContext) => Promise<unknown>)(req.message, context);
         const message = isMessage(out, spec.method.output) ? out : create(spec.method.output, out as never);
         return { stream: false, message, method: spec.method, service: spec.method.parent, header: responseHeader, trailer: responseTrailer } as UnaryResponse;
@@ -324,42 +327,18 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
       const responseHeader = new RecordHeaders({ "content-type": RESPONSE_CONTENT_TYPE }).asHeaders();
       if (answerCompression) responseHeader.set("grpc-encoding", answerCompression.name);
       const responseTrailer = new RecordHeaders({ "grpc-status": "0" }).asHeaders();
-      const signal = () => (controller ??= new AbortController()).signal;
-      const request = {
-        stream: true,
+      const request = requestOf(
+        true,
         // The request's one message, or its refusal when it is read (inside the interceptors, which then count it).
-        message: (async function* () {
+        (async function* () {
           if (refusal) throw refusal;
           yield input;
         })(),
-        method: spec.method,
-        service: spec.method.parent,
-        requestMethod: "POST",
-        url: `http://${String(headers[":authority"] ?? "localhost")}${path}`,
-        get signal() {
-          return signal();
-        },
-        header: new RecordHeaders(headers).asHeaders(),
-        contextValues,
-      } as StreamRequest;
+      ) as StreamRequest;
       const implementation = async (req: StreamRequest): Promise<StreamResponse> => {
         let message: unknown;
         for await (const m of req.message) message = m;
-        const context: HandlerContext = {
-          service: req.service,
-          method: req.method,
-          protocolName: "grpc",
-          requestMethod: req.requestMethod,
-          url: req.url,
-          get signal() {
-            return req.signal;
-          },
-          timeoutMs,
-          requestHeader: req.header,
-          responseHeader,
-          responseTrailer,
-          values: req.contextValues,
-        };
+        const context = handlerContext(req, responseHeader, responseTrailer);
         const out = (spec.impl as (message: unknown, context: HandlerContext) => AsyncIterable<unknown>)(message, context);
         return { stream: true, message: out, method: spec.method, service: spec.method.parent, header: responseHeader, trailer: responseTrailer } as StreamResponse;
       };
