@@ -18,7 +18,11 @@ if (file) {
   });
   const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   (pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown }).query = function (this: unknown, ...args: unknown[]) {
-    if (on) {
+    // The service's own listeners (the event hub, the cache's invalidation,
+    // the relay) read on connections of their own whenever a notification
+    // or their poll says so: not statements of the RPC being checked.
+    const application = (this as { connectionParameters?: { application_name?: string } }).connectionParameters?.application_name;
+    if (on && !application?.startsWith("tenancy-")) {
       const config = args[0] as string | { text?: string } | undefined;
       const text = typeof config === "string" ? config : config?.text;
       if (text) appendFileSync(file, JSON.stringify({ text }) + "\n");
