@@ -9,6 +9,7 @@ import { Migration20261127030000_membership_roles } from "./migrations/Migration
 import { Migration20261127050000_tenant_notify } from "./migrations/Migration20261127050000_tenant_notify.js";
 import { Migration20261128000000_events } from "./migrations/Migration20261128000000_events.js";
 import { Migration20261128020000_params_schemas } from "./migrations/Migration20261128020000_params_schemas.js";
+import { Migration20261128030000_batch_event_sequences } from "./migrations/Migration20261128030000_batch_event_sequences.js";
 
 /** Every migration, in order. Listed explicitly so no file discovery (and no TypeScript loader) is needed at run time. */
 export const migrations = [
@@ -19,6 +20,7 @@ export const migrations = [
   { name: "Migration20261127050000_tenant_notify", class: Migration20261127050000_tenant_notify },
   { name: "Migration20261128000000_events", class: Migration20261128000000_events },
   { name: "Migration20261128020000_params_schemas", class: Migration20261128020000_params_schemas },
+  { name: "Migration20261128030000_batch_event_sequences", class: Migration20261128030000_batch_event_sequences },
 ];
 
 export interface OrmOptions {

@@ -42,6 +42,31 @@ export async function readEventSequence(em: EntityManager, receipt: WriteReceipt
   if (row?.sequence) receipt.eventSequence = BigInt(row.sequence);
 }
 
+/** The statement that sends a coalesced batch (tests find it in pg_stat_activity by its start). */
+export const INSERT_WITH_EVENT_SEQUENCES_SQL = `SELECT id, event_sequence::text AS event_sequence FROM tenancy_insert_with_event_sequences(?, ?::jsonb)`;
+
+/**
+ * Runs a coalesced batch's INSERT (`insert`: takes the batch as `$1`, a JSON
+ * array, and returns the inserted keys as `id`) and resolves with each
+ * inserted key and the sequence of the event it produced (undefined with
+ * the event triggers off), in one statement and one round trip
+ * (Migration20261128030000_batch_event_sequences).
+ */
+export async function insertWithEventSequences(
+  em: EntityManager,
+  insert: string,
+  batch: readonly unknown[],
+  timeoutMs: number | undefined,
+): Promise<Map<string, bigint | undefined>> {
+  const rows = await sqlQuery<{ id: string; event_sequence: string | null }>(
+    em,
+    INSERT_WITH_EVENT_SEQUENCES_SQL,
+    [insert, JSON.stringify(batch)],
+    { timeoutMs },
+  );
+  return new Map(rows.map((row) => [row.id, row.event_sequence === null ? undefined : BigInt(row.event_sequence)]));
+}
+
 /** Puts a write's event sequence in its response header, when it produced an event. */
 export function setEventSequenceHeader(header: Headers, sequence: bigint | undefined): void {
   if (sequence !== undefined) header.set(EVENT_SEQUENCE_HEADER, sequence.toString());

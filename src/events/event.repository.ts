@@ -101,20 +101,6 @@ export class EventRepository {
   }
 
   /**
-   * The sequences of the events that created these resources (a coalesced
-   * batch's rows, read back after its commit).
-   */
-  async creationSequences(type: "tenant.created" | "membership.created", ids: readonly string[]): Promise<Map<string, bigint>> {
-    if (ids.length === 0) return new Map();
-    const rows = await sqlQuery<{ resource_id: string; sequence: string }>(
-      this.em,
-      `SELECT resource_id, sequence::text AS sequence FROM "Events" WHERE resource_id = ANY(?::uuid[]) AND type = ?`,
-      [ids, type],
-    );
-    return new Map(rows.map((row) => [row.resource_id, BigInt(row.sequence)]));
-  }
-
-  /**
    * Deletes events committed before `before`, oldest first, at most `batch`
    * at a time, and moves the pruned mark; returns how many it deleted.
    * Sequences follow commit order, so everything up to the newest expired

@@ -5,7 +5,6 @@ import type { Batcher, BatcherOptions, Caller } from "../database/batcher.js";
 import type { Membership } from "./membership.entity.js";
 import { MembershipRepository } from "./membership.repository.js";
 import { MembershipService, newMembership, type NewMembership } from "./membership.service.js";
-import { EventRepository } from "../events/event.repository.js";
 import { WriteReceipt } from "../events/event-context.js";
 
 /**
@@ -29,19 +28,14 @@ export class MembershipInserter {
 
   constructor(orm: EntityManager, batching: Partial<BatcherOptions> = {}) {
     const repository = new MembershipRepository(orm.fork());
-    const events = new EventRepository(orm.fork());
     this.batcher = batchInsert<Membership>({
       insertMany: async (memberships, deadline) => {
         const inserted = await repository.insertMany(memberships, deadline === undefined ? undefined : remainingMs(deadline));
-        const sequences = await events.creationSequences(
-          "membership.created",
-          memberships.filter((m) => inserted.has(m.id)).map((m) => m.id),
-        );
         for (const membership of memberships) {
-          const sequence = sequences.get(membership.id);
+          const sequence = inserted.get(membership.id);
           if (sequence !== undefined) this.sequences.set(membership, sequence);
         }
-        return inserted;
+        return new Set(inserted.keys());
       },
       insertAlone: async (membership, deadline) => {
         const actor = membership.createdBy ?? undefined;

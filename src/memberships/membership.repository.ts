@@ -5,6 +5,7 @@ import {
   type EntityManager,
 } from "@mikro-orm/postgresql";
 import { sqlQuery } from "../database/sql.js";
+import { insertWithEventSequences } from "../events/event-context.js";
 import { rowDates } from "../database/rows.js";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../common/errors.js";
 import { MEMBERSHIP_EXISTS, MEMBERSHIP_NOT_FOUND, TENANT_DELETED, TENANT_NOT_FOUND, TENANT_SUSPENDED } from "../common/reasons.js";
@@ -64,34 +65,30 @@ export class MembershipRepository {
    * Inserts many new memberships with one statement, each only if its tenant
    * is ACTIVE (read under a share lock, as assertTenantAcceptsMembers does)
    * and the user is not already a member (stored, or earlier in the list).
-   * Resolves with the ids inserted; the others are left for insert() to
+   * Resolves with the ids inserted, each with the sequence of its
+   * `membership.created` event; the others are left for insert() to
    * explain. Past `timeoutMs` PostgreSQL cancels it.
    */
-  async insertMany(memberships: readonly Membership[], timeoutMs?: number): Promise<Set<string>> {
+  insertMany(memberships: readonly Membership[], timeoutMs?: number): Promise<Map<string, bigint | undefined>> {
     // The rows travel as one JSON document (see TenantRepository.insertMany).
-    const rows = await sqlQuery<{ Id: string }>(
+    return insertWithEventSequences(
       this.em,
       `INSERT INTO "UserTenantMapping" ("Id", "tenantId", "userId", "createdBy", "updatedBy", "createdAt", "updatedAt", roles, version)
        SELECT r.id, r.tenant_id, r.user_id, r.created_by, r.created_by, r.created_at, r.created_at, r.roles, 1
-         FROM jsonb_to_recordset(?::jsonb) AS r(id uuid, tenant_id uuid, user_id uuid, created_by uuid, created_at timestamptz, roles text[])
+         FROM jsonb_to_recordset($1) AS r(id uuid, tenant_id uuid, user_id uuid, created_by uuid, created_at timestamptz, roles text[])
          JOIN "Tenants" t ON t.tenant_id = r.tenant_id AND t.state = 'ACTIVE'
           FOR SHARE OF t
-       ON CONFLICT DO NOTHING RETURNING "Id"`,
-      [
-        JSON.stringify(
-          memberships.map((m) => ({
-            id: m.id,
-            tenant_id: m.tenantId,
-            user_id: m.userId,
-            created_by: m.createdBy,
-            created_at: m.createdAt,
-            roles: m.roles,
-          })),
-        ),
-      ],
-      { timeoutMs },
+       ON CONFLICT DO NOTHING RETURNING "Id" AS id`,
+      memberships.map((m) => ({
+        id: m.id,
+        tenant_id: m.tenantId,
+        user_id: m.userId,
+        created_by: m.createdBy,
+        created_at: m.createdAt,
+        roles: m.roles,
+      })),
+      timeoutMs,
     );
-    return new Set(rows.map((row) => row.Id));
   }
 
   /**

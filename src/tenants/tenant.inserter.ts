@@ -6,7 +6,7 @@ import { boundedTransaction } from "../database/bounded.js";
 import type { Tenant } from "./tenant.entity.js";
 import { TenantRepository } from "./tenant.repository.js";
 import { newTenant, type NewTenant } from "./tenant.service.js";
-import { EventRepository } from "../events/event.repository.js";
+import { readEventSequence, WriteReceipt } from "../events/event-context.js";
 import type { ParamsSchemaRegistry } from "../params-schemas/params-schema.registry.js";
 
 /**
@@ -26,7 +26,7 @@ import type { ParamsSchemaRegistry } from "../params-schemas/params-schema.regis
  */
 export class TenantInserter {
   private readonly batcher: Batcher<Tenant, Tenant>;
-  /** The sequence of each inserted tenant's `tenant.created` event, read back after the commit. */
+  /** The sequence of each inserted tenant's `tenant.created` event. */
   private readonly sequences = new WeakMap<Tenant, bigint>();
 
   constructor(
@@ -35,25 +35,23 @@ export class TenantInserter {
     batching: Partial<BatcherOptions> = {},
   ) {
     const repository = new TenantRepository(orm.fork());
-    const events = new EventRepository(orm.fork());
-    const recordSequences = async (tenants: readonly Tenant[]) => {
-      const sequences = await events.creationSequences("tenant.created", tenants.map((t) => t.id));
-      for (const tenant of tenants) {
-        const sequence = sequences.get(tenant.id);
-        if (sequence !== undefined) this.sequences.set(tenant, sequence);
-      }
-    };
     this.batcher = batchInsert<Tenant>({
       insertMany: async (tenants, deadline) => {
         const inserted = await repository.insertMany(tenants, deadline === undefined ? undefined : remainingMs(deadline));
-        await recordSequences(tenants.filter((t) => inserted.has(t.id)));
-        return inserted;
+        for (const tenant of tenants) {
+          const sequence = inserted.get(tenant.id);
+          if (sequence !== undefined) this.sequences.set(tenant, sequence);
+        }
+        return new Set(inserted.keys());
       },
       insertAlone: async (tenant, deadline) => {
         // A fork of its own: a failed insert must not leave anything behind for the others.
-        const insert = (em: EntityManager) => new TenantRepository(em).insert(tenant);
-        await (deadline === undefined ? insert(orm.fork()) : boundedTransaction(orm.fork(), deadline, insert));
-        await recordSequences([tenant]);
+        const receipt = new WriteReceipt(tenant.createdBy ?? undefined);
+        await boundedTransaction(orm.fork(), deadline, async (tx) => {
+          await new TenantRepository(tx).insert(tenant);
+          await readEventSequence(tx, receipt);
+        });
+        if (receipt.eventSequence !== undefined) this.sequences.set(tenant, receipt.eventSequence);
         return tenant;
       },
       batching,

@@ -1,5 +1,6 @@
 import { LockMode, UniqueConstraintViolationException, type EntityManager } from "@mikro-orm/postgresql";
 import { sqlQuery } from "../database/sql.js";
+import { insertWithEventSequences } from "../events/event-context.js";
 import { rowDates } from "../database/rows.js";
 import { AlreadyExistsError, NotFoundError } from "../common/errors.js";
 import { TENANT_DOMAIN_TAKEN, TENANT_NAME_TAKEN, TENANT_NOT_FOUND } from "../common/reasons.js";
@@ -121,39 +122,35 @@ export class TenantRepository {
   /**
    * Inserts many new tenants (version 1, updated when created) with one
    * statement, skipping those whose name or domain is taken (by a stored
-   * tenant or an earlier one of the list). Resolves with the ids inserted;
-   * past `timeoutMs` PostgreSQL cancels it.
+   * tenant or an earlier one of the list). Resolves with the ids inserted,
+   * each with the sequence of its `tenant.created` event; past `timeoutMs`
+   * PostgreSQL cancels it.
    */
-  async insertMany(tenants: readonly Tenant[], timeoutMs?: number): Promise<Set<string>> {
+  insertMany(tenants: readonly Tenant[], timeoutMs?: number): Promise<Map<string, bigint | undefined>> {
     // The rows travel as one JSON document: one JSON.stringify here and
     // PostgreSQL's JSON parser there, instead of a text[] literal to escape
     // per column.
-    const rows = await sqlQuery<{ tenant_id: string }>(
+    return insertWithEventSequences(
       this.em,
       `INSERT INTO "Tenants" (tenant_id, name, domain, params, created_at, updated_at, version, state, created_by, params_schema_name, params_schema_version)
        SELECT id, name, domain, params, created_at, created_at, 1, state, created_by, params_schema_name, params_schema_version
-         FROM jsonb_to_recordset(?::jsonb)
+         FROM jsonb_to_recordset($1)
            AS r(id uuid, name text, domain text, params jsonb, created_at timestamptz, state text, created_by uuid,
                 params_schema_name text, params_schema_version integer)
-       ON CONFLICT DO NOTHING RETURNING tenant_id`,
-      [
-        JSON.stringify(
-          tenants.map((t) => ({
-            id: t.id,
-            name: t.name,
-            domain: t.domain,
-            params: t.params ?? {},
-            created_at: t.createdAt,
-            state: t.state,
-            created_by: t.createdBy,
-            params_schema_name: t.paramsSchemaName,
-            params_schema_version: t.paramsSchemaVersion,
-          })),
-        ),
-      ],
-      { timeoutMs },
+       ON CONFLICT DO NOTHING RETURNING tenant_id AS id`,
+      tenants.map((t) => ({
+        id: t.id,
+        name: t.name,
+        domain: t.domain,
+        params: t.params ?? {},
+        created_at: t.createdAt,
+        state: t.state,
+        created_by: t.createdBy,
+        params_schema_name: t.paramsSchemaName,
+        params_schema_version: t.paramsSchemaVersion,
+      })),
+      timeoutMs,
     );
-    return new Set(rows.map((row) => row.tenant_id));
   }
 
   /** Flushes pending changes, turning unique violations into ALREADY_EXISTS. */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError } from "../support/errors.js";
-import { holdBatches } from "../support/coalescing.js";
+import { coalescedInsertStatement, holdBatches } from "../support/coalescing.js";
 import { waitUntil } from "../support/wait.js";
 import { Tenant_State, type Membership } from "../../src/client.js";
 import { MembershipRepository } from "../../src/memberships/membership.repository.js";
@@ -32,7 +32,7 @@ async function holdCreates(tenantId: string, deadline?: number) {
   return holdBatches(server, {
     table: "UserTenantMapping",
     mode: "SHARE",
-    statement: `INSERT INTO "UserTenantMapping"`,
+    statement: coalescedInsertStatement,
     stats: () => server.membershipInserter.stats,
     blocker: () => server.grpc.memberships.createMembership({ membership: { tenantId, userId: crypto.randomUUID() } }, { timeoutMs: deadline }),
   });
@@ -156,7 +156,7 @@ describe("coalesced membership creates", () => {
     await server.sql.query(`
       CREATE FUNCTION refuse_in_batch() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF strpos(current_query(), 'jsonb_to_recordset') > 0 THEN
+        IF strpos(current_query(), 'tenancy_insert_with_event_sequences') > 0 THEN
           RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514';
         END IF;
         RETURN NEW;

@@ -5,7 +5,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { BadRequestSchema, ParamsSchemaView, PreconditionFailureSchema, Tenant_State, type Tenant } from "../../src/client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
-import { holdBatches } from "../support/coalescing.js";
+import { coalescedInsertStatement, holdBatches } from "../support/coalescing.js";
 import { ParamsSchemaRepository } from "../../src/params-schemas/params-schema.repository.js";
 import { TenantRepository } from "../../src/tenants/tenant.repository.js";
 
@@ -395,7 +395,7 @@ describe("writes of tenants bound to a schema", () => {
       const held = await holdBatches(server, {
         table: "Tenants",
         mode: "SHARE",
-        statement: `INSERT INTO "Tenants"`,
+        statement: coalescedInsertStatement,
         stats: () => server.tenantInserter.stats,
         blocker: () => server.grpc.tenants.createTenant({ tenant: unique() }),
       });

@@ -3,7 +3,7 @@ import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
-import { holdBatches } from "../support/coalescing.js";
+import { coalescedInsertStatement, holdBatches } from "../support/coalescing.js";
 import { waitUntil } from "../support/wait.js";
 import { Tenant_State, type Tenant } from "../../src/client.js";
 
@@ -34,7 +34,7 @@ const holdCreates = (deadline?: number) =>
   holdBatches(server, {
     table: "Tenants",
     mode: "SHARE",
-    statement: `INSERT INTO "Tenants"`,
+    statement: coalescedInsertStatement,
     stats: () => server.tenantInserter.stats,
     blocker: () => server.grpc.tenants.createTenant({ tenant: unique("blocker") }, { timeoutMs: deadline }),
   });
@@ -270,7 +270,7 @@ describe("coalesced tenant creates", () => {
     await server.sql.query(`
       CREATE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF strpos(current_query(), 'jsonb_to_recordset') > 0 THEN
+        IF strpos(current_query(), 'tenancy_insert_with_event_sequences') > 0 THEN
           RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514';
         END IF;
         RAISE EXCEPTION 'refused by the test' USING ERRCODE = '40001';
@@ -311,7 +311,7 @@ describe("coalesced tenant creates", () => {
     await server.sql.query(`
       CREATE FUNCTION overloaded() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        IF strpos(current_query(), 'jsonb_to_recordset') > 0 THEN
+        IF strpos(current_query(), 'tenancy_insert_with_event_sequences') > 0 THEN
           RAISE EXCEPTION 'overloaded, says the test' USING ERRCODE = '53300';
         END IF;
         RETURN NEW;
@@ -348,7 +348,8 @@ describe("coalesced tenant creates", () => {
 async function blockedInserts(): Promise<number> {
   const { rows } = await server.sql.query(
     `SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, 'INSERT INTO "Tenants"')`,
+      WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, $1)`,
+    [coalescedInsertStatement],
   );
   return rows[0].n;
 }

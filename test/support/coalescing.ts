@@ -1,6 +1,10 @@
 import pg from "pg";
 import type { TestServer } from "./test-server.js";
 import { waitUntil } from "./wait.js";
+import { INSERT_WITH_EVENT_SEQUENCES_SQL } from "../../src/events/event-context.js";
+
+/** How a coalesced create's statement starts in pg_stat_activity (its INSERT is a parameter of it). */
+export const coalescedInsertStatement = INSERT_WITH_EVENT_SEQUENCES_SQL.slice(0, INSERT_WITH_EVENT_SEQUENCES_SQL.indexOf("("));
 
 /**
  * Holds a coalescing batcher's statements at PostgreSQL behind a table lock,
