@@ -175,22 +175,41 @@ function processTree(root: number): number[] {
   return out;
 }
 
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
+/** CPU seconds of each of these processes that is still running. */
+function cpuByPid(pids: number[]): Map<number, number> {
+  const out = new Map<number, number>();
   for (const pid of pids) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
+      out.set(pid, (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
     } catch {
       // exited
     }
   }
-  return ticks / CLK_TCK;
+  return out;
 }
 
-/** CPU of every PostgreSQL process on the machine (backends included). */
-function postgresCpuSeconds(): number {
+function cpuSeconds(pids: number[]): number {
+  let total = 0;
+  for (const seconds of cpuByPid(pids).values()) total += seconds;
+  return total;
+}
+
+/**
+ * The CPU the processes used between two snapshots: those started since
+ * count in full; those that exited since (a backend, an autovacuum worker)
+ * are left out, where a difference of sums would subtract all they had ever
+ * used.
+ */
+function cpuBetween(start: Map<number, number>, end: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, seconds] of end) total += seconds - (start.get(pid) ?? 0);
+  return total;
+}
+
+/** CPU of every PostgreSQL process on the machine (backends included), by process. */
+function postgresCpu(): Map<number, number> {
   const pids: number[] = [];
   for (const entry of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -200,7 +219,7 @@ function postgresCpuSeconds(): number {
       // gone
     }
   }
-  return cpuSeconds(pids);
+  return cpuByPid(pids);
 }
 
 /** Peak resident memory (VmHWM) summed over the processes, MB. */
@@ -512,23 +531,23 @@ async function measure(
 ): Promise<Figures> {
   const runs: RunResult[] = [];
   const serviceCpu: number[] = [];
-  const postgresCpu: number[] = [];
+  const postgresCpuPer1k: number[] = [];
   const rss: number[] = [];
   const count = options.runs ?? settings.runs;
   for (let r = 0; r < count; r++) {
     const pids = service ? processTree(service.pid) : [];
     if (service) resetPeakRss(pids);
     let cpu0 = 0;
-    let pg0 = 0;
+    let pg0 = new Map<number, number>();
     let cpu1 = 0;
-    let pg1 = 0;
+    let pg1 = new Map<number, number>();
     load.onMark = (phase) => {
       if (phase === "start") {
         cpu0 = cpuSeconds(pids);
-        pg0 = postgresCpuSeconds();
+        pg0 = postgresCpu();
       } else {
         cpu1 = cpuSeconds(pids);
-        pg1 = postgresCpuSeconds();
+        pg1 = postgresCpu();
       }
     };
     const result = await load.run({
@@ -545,7 +564,7 @@ async function measure(
       serviceCpu.push(((cpu1 - cpu0) / Math.max(1, result.requests)) * 1000);
       rss.push(peakRssMb(pids));
     }
-    postgresCpu.push(((pg1 - pg0) / Math.max(1, result.requests)) * 1000);
+    postgresCpuPer1k.push((cpuBetween(pg0, pg1) / Math.max(1, result.requests)) * 1000);
     if (options.writes) await cleanup(options.db, options.seededAt);
   }
   const errors = runs.reduce((sum, r) => sum + r.errors, 0);
@@ -558,7 +577,7 @@ async function measure(
     errors,
     ...(errorSample ? { errorSample } : {}),
     ...(service ? { serviceCpuPer1k: median(serviceCpu), servicePeakRssMb: Math.max(...rss) } : {}),
-    postgresCpuPer1k: median(postgresCpu),
+    postgresCpuPer1k: median(postgresCpuPer1k),
     loadgenCpuPer1k: median(runs.map((r) => r.loadgenCpuMsPer1k / 1000)),
     runs,
   };

@@ -212,7 +212,7 @@ export class EventHub {
     });
     this.client = client;
     client.on("notification", (message) => {
-      if (this.client === client && message.channel === EVENTS_CHANNEL) this.fetchSoon();
+      if (this.client === client && message.channel === EVENTS_CHANNEL) this.announced(message.payload);
     });
     const drop = (error: unknown) => {
       if (this.client !== client || this.stopped) return;
@@ -245,6 +245,21 @@ export class EventHub {
     }
   }
 
+  /**
+   * A commit announced the last sequence it wrote (the triggers' NOTIFY
+   * payload). With nobody to hand the events to, the head moves there without
+   * reading them: every sequence up to it is committed, since sequences are
+   * handed out in commit order. Otherwise the new events are read.
+   */
+  private announced(payload: string | undefined): void {
+    if (this.subscriptions.size === 0 && this.fetching === undefined && payload !== undefined && /^\d{1,19}$/.test(payload)) {
+      const last = BigInt(payload);
+      if (last > this.current) this.current = last;
+      return;
+    }
+    this.fetchSoon();
+  }
+
   /** Reads the new events now, or right after the read in progress. */
   fetchSoon(): void {
     if (this.stopped) return;
@@ -269,6 +284,16 @@ export class EventHub {
       // The LISTEN connection also reads: the pool stays for the requests.
       const client = this.client;
       if (this.stopped || !client || !this.headKnown) return;
+      if (this.subscriptions.size === 0) {
+        // Nobody watches: only the head moves (a poll, a notification missed).
+        const { rows } = await client.query<{ sequence: string }>(LATEST_SEQUENCE_SQL);
+        // A watcher that subscribed during the query starts from the old
+        // head: then the events are read after all, for it.
+        if (this.subscriptions.size > 0) continue;
+        const head = BigInt(rows[0]!.sequence);
+        if (head > this.current) this.current = head;
+        return;
+      }
       const { rows } = await client.query<EventRow>(EVENTS_AFTER_SQL, [this.current.toString(), size]);
       if (rows.length === 0) return;
       const events = rows.map((row) => new FeedEvent(row, toEventMessage(row, this.date)));

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import pg from "pg";
 import { Code } from "@connectrpc/connect";
 import http2 from "node:http2";
 import { equals, fromBinary, toBinary, create, type MessageInitShape } from "@bufbuild/protobuf";
@@ -8,12 +9,13 @@ import {
   WatchEventsRequestSchema,
   WatchEventsResponseSchema,
 } from "../../src/client.js";
-import { EventRepository } from "../../src/events/event.repository.js";
+import { EVENTS_AFTER_SQL, EventRepository } from "../../src/events/event.repository.js";
 import { startMaintenance } from "../../src/jobs/maintenance.job.js";
 import { createLogger } from "../../src/logger.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, reasonOf } from "../support/errors.js";
 import { Watcher } from "../support/watch.js";
+import { waitUntil } from "../support/wait.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -87,6 +89,28 @@ describe("WatchEvents", () => {
         expect(equals(EventSchema, event, expected), `${name}: ${event.type}`).toBe(true);
       }
       await watcher.close();
+    }
+  });
+
+  it("reads no events while nobody watches (its head follows the commits), and a watcher that comes later misses none", async () => {
+    await waitUntil(() => server.eventHub.watchers === 0, "no watcher left from earlier tests");
+    const query = vi.spyOn(pg.Client.prototype, "query");
+    const eventReads = () => query.mock.calls.filter((call) => call[0] === EVENTS_AFTER_SQL).length;
+    try {
+      const before = server.eventHub.head;
+      const written = [await createWithSequence(), await createWithSequence(), await createWithSequence()];
+      await waitUntil(() => server.eventHub.head >= written[2]!.sequence, "the hub's head at the last write");
+      expect(eventReads()).toBe(0);
+
+      const watcher = new Watcher(server.grpc, { afterSequence: before });
+      await watcher.seen(written[2]!.sequence);
+      const live = await createWithSequence();
+      await watcher.seen(live.sequence);
+      expect(watcher.events.map((e) => e.sequence)).toEqual([...written, live].map((w) => w.sequence));
+      expect(eventReads(), "with a watcher, the hub reads the new events").toBeGreaterThan(0);
+      await watcher.close();
+    } finally {
+      query.mockRestore();
     }
   });
 
