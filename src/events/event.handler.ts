@@ -3,7 +3,7 @@ import type { EventService as EventServiceDesc } from "../../gen/tenancy/v1/even
 import { principalOf } from "../auth/principal.js";
 import { entityManager } from "../rpc/context.js";
 import type { EventHub } from "./event.hub.js";
-import { speaksJson } from "./event.wire.js";
+import { parseRpcContentType } from "../rpc/request-reader.js";
 import { EventService, watchEvents, type WatchOptions } from "./event.service.js";
 
 export interface EventHandlerDeps {
@@ -19,7 +19,7 @@ export function eventHandler(deps: EventHandlerDeps): ServiceImpl<typeof EventSe
     },
 
     watchEvents(req, ctx) {
-      const encoding = speaksJson(ctx.requestHeader.get("content-type")) ? "json" : "binary";
+      const encoding = parseRpcContentType(ctx.requestHeader.get("content-type"))?.binary === false ? "json" : "binary";
       return watchEvents(deps.hub, () => entityManager(ctx), req, principalOf(ctx), ctx.signal, deps.watch, encoding);
     },
   };

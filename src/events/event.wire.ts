@@ -28,7 +28,3 @@ export function preEncodedEventResponse(event: Event): WatchEventsResponse {
   return markShared(response);
 }
 
-/** Whether a request's content type asks for JSON messages (Connect's `application/connect+json`, gRPC's `application/grpc+json`, ...). */
-export function speaksJson(contentType: string | null): boolean {
-  return contentType !== null && /[/+]json\b/i.test(contentType);
-}

@@ -20,6 +20,7 @@ import { setTrailerStatus } from "./connect-internals.js";
 import { RecordHeaders } from "./record-headers.js";
 import { isShared } from "./shared-messages.js";
 import {
+  BodyCollector,
   compressions,
   decompress,
   kDecodedRequest,
@@ -27,7 +28,6 @@ import {
   parseRequestTimeout,
   requestCompression,
   responseCompression,
-  tooLarge,
   unwrapEnvelope,
 } from "./request-reader.js";
 import type { ServiceRegistration } from "./rpc-handler.js";
@@ -175,9 +175,7 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
     const path = headers[":path"]!;
     const spec = specs.get(path)!;
     const contextValues = options.contextValues(headers);
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let headerChecked = false;
+    const body = new BodyCollector(options.readMaxBytes, true);
     /** Set once the body is read (or refused): from then on the call runs, or has answered. */
     let started = false;
     let finished = false;
@@ -416,26 +414,18 @@ export function createGrpcFastPath(options: GrpcFastPathOptions): GrpcFastPath {
     };
 
     const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      received += chunk.length;
-      // The envelope says how long its message is: no need to read on to learn it is too long.
-      if (!headerChecked && received >= 5) {
-        headerChecked = true;
-        const length = (chunks.length === 1 ? chunk : Buffer.concat(chunks, received)).readUInt32BE(1);
-        if (length > options.readMaxBytes) return refuse(tooLarge(options.readMaxBytes, length));
-      }
-      if (received > options.readMaxBytes + 5) refuse(tooLarge(options.readMaxBytes));
+      const refusal = body.add(chunk);
+      if (refusal) refuse(refusal);
     };
     stream.on("data", onData);
     stream.on("end", () => {
       if (started) return;
       if (refusal) return start(undefined);
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
       const parse = (bytes: Uint8Array) =>
         parseMessage(spec.method.input, bytes, true, { binaryOptions: options.binaryOptions, decoders: options.decoders });
       let envelope: { payload: Uint8Array; compressed: boolean };
       try {
-        envelope = unwrapEnvelope(body, options.readMaxBytes);
+        envelope = unwrapEnvelope(body.bytes(), options.readMaxBytes);
         // Uncompressed (the common case), read at once: no extra turn of the event loop per call.
         if (!envelope.compressed) return start(parse(envelope.payload));
       } catch (error) {

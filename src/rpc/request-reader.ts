@@ -129,6 +129,45 @@ export const tooLarge = (readMaxBytes: number, size?: number) =>
   );
 
 /**
+ * A request body as it arrives, for both transports: it is refused as soon
+ * as it is known to be too large, an enveloped body (gRPC, gRPC-Web) by
+ * the length its 5-byte prefix declares, without reading on; any body once
+ * more than the limit has arrived.
+ */
+export class BodyCollector {
+  private readonly chunks: Buffer[] = [];
+  private received = 0;
+  private prefixChecked: boolean;
+  private readonly limit: number;
+
+  constructor(
+    private readonly readMaxBytes: number,
+    enveloped: boolean,
+  ) {
+    this.prefixChecked = !enveloped;
+    this.limit = enveloped ? readMaxBytes + 5 : readMaxBytes;
+  }
+
+  /** Adds a chunk; answers RESOURCE_EXHAUSTED once the body is known to be too large. */
+  add(chunk: Buffer): ConnectError | undefined {
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    if (!this.prefixChecked && this.received >= 5) {
+      this.prefixChecked = true;
+      const length = this.bytes().readUInt32BE(1);
+      if (length > this.readMaxBytes) return tooLarge(this.readMaxBytes, length);
+    }
+    if (this.received > this.limit) return tooLarge(this.readMaxBytes);
+    return undefined;
+  }
+
+  /** What arrived, in one buffer. */
+  bytes(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.received);
+  }
+}
+
+/**
  * The one message of a unary gRPC or gRPC-Web request body: a 5-byte
  * prefix (flags, big-endian length), then the message. Codes as Connect's,
  * but INVALID_ARGUMENT where Connect says INTERNAL for the client's mistake

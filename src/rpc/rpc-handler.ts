@@ -15,6 +15,7 @@ import {
 import { strictJsonTextDecoder } from "./strict-json.js";
 import {
   ACCEPTED_CONTENT_TYPES,
+  BodyCollector,
   compressions,
   decompress,
   kDecodedRequest,
@@ -185,37 +186,24 @@ type Body = { bytes: Buffer } | { error: ConnectError } | undefined;
  */
 function readBody(req: Request, type: RpcContentType, readMaxBytes: number, done: (body: Body) => void): void {
   const enveloped = type.protocol !== "connect";
-  const limit = enveloped ? readMaxBytes + 5 : readMaxBytes;
   const declared = Number(headerOf(req, "content-length"));
   if (!enveloped && declared > readMaxBytes) return done({ error: tooLarge(readMaxBytes, declared) });
-  const chunks: Buffer[] = [];
-  let received = 0;
-  const finish = (body: Body) => {
+  const body = new BodyCollector(readMaxBytes, enveloped);
+  const finish = (result: Body) => {
     req.off("data", onData);
     req.off("end", onEnd);
     req.off("error", onGone);
     req.off("close", onGone);
-    done(body);
+    done(result);
   };
-  let headerChecked = !enveloped;
   const onData = (chunk: Buffer) => {
-    chunks.push(chunk);
-    received += chunk.length;
-    // The envelope says how long its message is: no need to read on to learn it is too long.
-    if (!headerChecked && received >= 5) {
-      headerChecked = true;
-      const length = (chunks.length === 1 ? chunk : Buffer.concat(chunks, received)).readUInt32BE(1);
-      if (length > readMaxBytes) {
-        req.pause();
-        return finish({ error: tooLarge(readMaxBytes, length) });
-      }
-    }
-    if (received > limit) {
+    const refusal = body.add(chunk);
+    if (refusal) {
       req.pause();
-      finish({ error: tooLarge(readMaxBytes) });
+      finish({ error: refusal });
     }
   };
-  const onEnd = () => finish({ bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received) });
+  const onEnd = () => finish({ bytes: body.bytes() });
   const onGone = () => finish(undefined);
   req.on("data", onData);
   req.on("end", onEnd);
