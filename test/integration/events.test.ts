@@ -4,7 +4,7 @@ import { Tenant_State as State, type Event } from "../../src/client.js";
 import { purgeExpiredTenants } from "../../src/tenants/tenant.purger.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
-import { coalescedInsertStatement, holdBatches } from "../support/coalescing.js";
+import { coalescedInsertStatement, holdBatches, refuseCoalescedRows } from "../support/coalescing.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -184,16 +184,7 @@ describe("every write writes its event, once, in its transaction", () => {
     // row alone, where this trigger lets them through: the second half of
     // the test takes the row-by-row path, whose sequence comes from the
     // row's own transaction.
-    await server.sql.query(`
-      CREATE FUNCTION refuse_batch() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF strpos(current_query(), 'tenancy_insert_with_event_sequences') > 0 THEN
-          RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_batch BEFORE INSERT ON "Tenants" FOR EACH ROW WHEN (NEW.name LIKE 'Alone%') EXECUTE FUNCTION refuse_batch();
-    `);
+    const removeRefusal = await refuseCoalescedRows(server, { table: "Tenants", when: "NEW.name LIKE 'Alone%'", batch: "23514" });
     try {
       for (const prefix of ["Batched", "Alone"]) {
         const held = await holdBatches(server, {
@@ -203,19 +194,11 @@ describe("every write writes its event, once, in its transaction", () => {
           stats: () => server.tenantInserter.stats,
           blocker: () => server.grpc.tenants.createTenant({ tenant: unique() }),
         });
-        let created;
-        try {
-          const running = Promise.all(
-            Array.from({ length: 12 }, (_, i) =>
-              withSequence((o) => server.grpc.tenants.createTenant({ tenant: { ...unique(), name: `${prefix} ${i} ${Math.random()}` } }, o)),
-            ),
-          );
-          await held.queued(1 + 12);
-          await held.release();
-          created = await running;
-        } finally {
-          await held.release();
-        }
+        const created = await held.together(
+          Array.from({ length: 12 }, (_, i) =>
+            withSequence((o) => server.grpc.tenants.createTenant({ tenant: { ...unique(), name: `${prefix} ${i} ${Math.random()}` } }, o)),
+          ),
+        );
         await held.blockers();
         const events = await Promise.all(created.map((c) => eventsAfter(c.sequence - 1n, c.response.id)));
         for (const [i, c] of created.entries()) {
@@ -224,7 +207,7 @@ describe("every write writes its event, once, in its transaction", () => {
         expect(new Set(created.map((c) => c.sequence)).size).toBe(12);
       }
     } finally {
-      await server.sql.query(`DROP TRIGGER refuse_batch ON "Tenants"; DROP FUNCTION refuse_batch()`);
+      await removeRefusal();
     }
 
     const held = await holdBatches(server, {
@@ -234,19 +217,11 @@ describe("every write writes its event, once, in its transaction", () => {
       stats: () => server.membershipInserter.stats,
       blocker: () => server.grpc.memberships.createMembership({ membership: { tenantId: tenant.id, userId: crypto.randomUUID() } }),
     });
-    let memberships;
-    try {
-      const running = Promise.all(
-        Array.from({ length: 12 }, () =>
-          withSequence((o) => server.grpc.memberships.createMembership({ membership: { tenantId: tenant.id, userId: crypto.randomUUID() } }, o)),
-        ),
-      );
-      await held.queued(1 + 12);
-      await held.release();
-      memberships = await running;
-    } finally {
-      await held.release();
-    }
+    const memberships = await held.together(
+      Array.from({ length: 12 }, () =>
+        withSequence((o) => server.grpc.memberships.createMembership({ membership: { tenantId: tenant.id, userId: crypto.randomUUID() } }, o)),
+      ),
+    );
     await held.blockers();
     const created = new Map((await eventsAfter(0n, tenant.id)).flatMap((e) => (e.resource.case === "membership" ? [[e.resource.value.id, e.sequence] as const] : [])));
     for (const m of memberships) expect(created.get(m.response.id)).toBe(m.sequence);

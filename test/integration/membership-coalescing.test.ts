@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError } from "../support/errors.js";
-import { coalescedInsertStatement, holdBatches } from "../support/coalescing.js";
+import { coalescedInsertStatement, holdBatches, refuseCoalescedRows } from "../support/coalescing.js";
 import { waitUntil } from "../support/wait.js";
 import { Tenant_State, type Membership } from "../../src/client.js";
 import { MembershipRepository } from "../../src/memberships/membership.repository.js";
@@ -67,17 +67,9 @@ describe("coalesced membership creates", () => {
 
     const blockersTenant = await tenant();
     const held = await holdCreates(blockersTenant.id);
-    let outcomes: Outcome[];
-    try {
-      const running = Promise.all(
-        requests.map(({ tenantId, userId, roles }) => outcomeOf(server.grpc.memberships.createMembership({ membership: { tenantId, userId, roles } }))),
-      );
-      await held.queued(1 + requests.length);
-      await held.release();
-      outcomes = await running;
-    } finally {
-      await held.release();
-    }
+    const outcomes: Outcome[] = await held.together(
+      requests.map(({ tenantId, userId, roles }) => outcomeOf(server.grpc.memberships.createMembership({ membership: { tenantId, userId, roles } }))),
+    );
     await held.blockers();
     expect(server.membershipInserter.stats.batches - held.batchesBefore).toBe(1);
 
@@ -153,31 +145,13 @@ describe("coalesced membership creates", () => {
     // keeping the id the batch statement carried, as tenants do.
     const target = await tenant();
     const refusedUser = crypto.randomUUID();
-    await server.sql.query(`
-      CREATE FUNCTION refuse_in_batch() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF strpos(current_query(), 'tenancy_insert_with_event_sequences') > 0 THEN
-          RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER refuse_in_batch BEFORE INSERT ON "UserTenantMapping" FOR EACH ROW
-        WHEN (NEW."userId" = '${refusedUser}') EXECUTE FUNCTION refuse_in_batch();
-    `);
+    const removeRefusal = await refuseCoalescedRows(server, { table: "UserTenantMapping", when: `NEW."userId" = '${refusedUser}'`, batch: "23514" });
     // Calls through, recording what each batch statement carried.
     const insertMany = vi.spyOn(MembershipRepository.prototype, "insertMany");
     try {
       const users: string[] = [refusedUser, ...Array.from({ length: 9 }, () => crypto.randomUUID())];
       const held = await holdCreates(target.id);
-      let outcomes: Outcome[];
-      try {
-        const running = Promise.all(users.map((userId) => outcomeOf(server.grpc.memberships.createMembership({ membership: { tenantId: target.id, userId } }))));
-        await held.queued(1 + users.length);
-        await held.release();
-        outcomes = await running;
-      } finally {
-        await held.release();
-      }
+      const outcomes: Outcome[] = await held.together(users.map((userId) => outcomeOf(server.grpc.memberships.createMembership({ membership: { tenantId: target.id, userId } }))));
       await held.blockers();
       expect(outcomes.every((o) => o.ok)).toBe(true);
       const ids = outcomes.map((o) => (o.ok ? o.membership.id : ""));
@@ -190,7 +164,7 @@ describe("coalesced membership creates", () => {
       expect(rows.map((r: { id: string }) => r.id).sort()).toEqual([...ids].sort());
     } finally {
       insertMany.mockRestore();
-      await server.sql.query(`DROP TRIGGER refuse_in_batch ON "UserTenantMapping"; DROP FUNCTION refuse_in_batch()`);
+      await removeRefusal();
     }
   });
 });

@@ -399,17 +399,9 @@ describe("writes of tenants bound to a schema", () => {
         stats: () => server.tenantInserter.stats,
         blocker: () => server.grpc.tenants.createTenant({ tenant: unique() }),
       });
-      let created: Tenant[];
-      try {
-        const running = Promise.all(
-          Array.from({ length: 6 }, (_, i) => server.grpc.tenants.createTenant({ tenant: { ...unique(), params, paramsSchema: i % 2 === 0 ? binding : "" } })),
-        );
-        await held.queued(1 + 6);
-        await held.release();
-        created = await running;
-      } finally {
-        await held.release();
-      }
+      const created: Tenant[] = await held.together(
+        Array.from({ length: 6 }, (_, i) => server.grpc.tenants.createTenant({ tenant: { ...unique(), params, paramsSchema: i % 2 === 0 ? binding : "" } })),
+      );
       await held.blockers();
       expect(created.map((t) => t.paramsSchema)).toEqual([binding, "", binding, "", binding, ""]);
       // Registered by this process: its compiled form is used, nothing is read.

@@ -3,7 +3,7 @@ import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
-import { coalescedInsertStatement, holdBatches } from "../support/coalescing.js";
+import { coalescedInsertStatement, holdBatches, refuseCoalescedRows } from "../support/coalescing.js";
 import { waitUntil } from "../support/wait.js";
 import { Tenant_State, type Tenant } from "../../src/client.js";
 
@@ -86,15 +86,10 @@ describe("coalesced tenant reads", () => {
       stats: () => server.tenantLoader.stats.byId,
       blocker: () => server.grpc.tenants.getTenant({ id: live[0]!.id }),
     });
-    let outcomes: Outcome[];
-    try {
-      const running = Promise.all(calls.map((c) => c.call()));
-      await held.queued(1 + getCount);
-      await held.release();
-      outcomes = await running;
-    } finally {
-      await held.release();
-    }
+    const outcomes: Outcome[] = await held.together(
+      calls.map((c) => c.call()),
+      getCount,
+    );
     expect(outcomes).toEqual(calls.map((c) => c.expected));
     // 6 × 21 GetTenant calls (and the last blocker) read with one query.
     expect(server.tenantLoader.stats.byId.batches - held.batchesBefore).toBe(1);
@@ -155,15 +150,7 @@ describe("coalesced tenant creates", () => {
     requests.push({ name: `Other ${tag} b`, domain: `BATCH-${tag}-1.example.org`, params: { i: 101 } });
     requests.push({ name: `Other ${tag} c`, domain: taken.domain, params: { i: 102 } });
     const held = await holdCreates();
-    let outcomes;
-    try {
-      const running = Promise.all(requests.map((tenant) => outcomeOf(server.grpc.tenants.createTenant({ tenant }))));
-      await held.queued(1 + requests.length);
-      await held.release();
-      outcomes = await running;
-    } finally {
-      await held.release();
-    }
+    const outcomes = await held.together(requests.map((tenant) => outcomeOf(server.grpc.tenants.createTenant({ tenant }))));
     expect(server.tenantInserter.stats.batches - held.batchesBefore).toBe(1);
     await held.blockers();
 
@@ -267,16 +254,7 @@ describe("coalesced tenant creates", () => {
     // The statement for the whole batch fails on a check of some rows (class
     // 23); each tenant is then inserted alone, where those rows are refused
     // as a serialization failure (ABORTED) and the others are created.
-    await server.sql.query(`
-      CREATE FUNCTION refuse_some() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF strpos(current_query(), 'tenancy_insert_with_event_sequences') > 0 THEN
-          RAISE EXCEPTION 'refused by the test' USING ERRCODE = '23514';
-        END IF;
-        RAISE EXCEPTION 'refused by the test' USING ERRCODE = '40001';
-      END $$;
-      CREATE TRIGGER refuse_some BEFORE INSERT ON "Tenants" FOR EACH ROW WHEN (NEW.name LIKE 'Refused%') EXECUTE FUNCTION refuse_some();
-    `);
+    const removeRefusal = await refuseCoalescedRows(server, { table: "Tenants", when: "NEW.name LIKE 'Refused%'", batch: "23514", alone: "40001" });
     try {
       const tag = Math.random().toString(36).slice(2, 8);
       const requests = Array.from({ length: 20 }, (_, i) => ({
@@ -284,22 +262,14 @@ describe("coalesced tenant creates", () => {
         domain: `refuse-${tag}-${i}.example.org`,
       }));
       const held = await holdCreates();
-      let outcomes;
-      try {
-        const running = Promise.all(
-          requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
-        );
-        await held.queued(1 + requests.length);
-        await held.release();
-        outcomes = await running;
-      } finally {
-        await held.release();
-      }
+      const outcomes = await held.together(
+        requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
+      );
       await held.blockers();
       expect(server.tenantInserter.stats.batches - held.batchesBefore).toBe(1);
       expect(outcomes).toEqual(requests.map((r) => (r.name.startsWith("Refused") ? "Aborted" : "created")));
     } finally {
-      await server.sql.query(`DROP TRIGGER refuse_some ON "Tenants"; DROP FUNCTION refuse_some()`);
+      await removeRefusal();
     }
   });
 
@@ -308,38 +278,21 @@ describe("coalesced tenant creates", () => {
     // retrying each row alone would multiply the work of an overloaded
     // database. The trigger refuses the batch statement only, so a retry
     // row by row would have created the tenants.
-    await server.sql.query(`
-      CREATE FUNCTION overloaded() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF strpos(current_query(), 'tenancy_insert_with_event_sequences') > 0 THEN
-          RAISE EXCEPTION 'overloaded, says the test' USING ERRCODE = '53300';
-        END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER overloaded BEFORE INSERT ON "Tenants" FOR EACH ROW WHEN (NEW.name LIKE 'Overloaded%') EXECUTE FUNCTION overloaded();
-    `);
+    const removeRefusal = await refuseCoalescedRows(server, { table: "Tenants", when: "NEW.name LIKE 'Overloaded%'", batch: "53300" });
     try {
       const tag = Math.random().toString(36).slice(2, 8);
       const requests = Array.from({ length: 12 }, (_, i) => ({ name: `Overloaded ${tag} ${i}`, domain: `overloaded-${tag}-${i}.example.org` }));
       const held = await holdCreates();
-      let outcomes;
-      try {
-        const running = Promise.all(
-          requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
-        );
-        await held.queued(1 + requests.length);
-        await held.release();
-        outcomes = await running;
-      } finally {
-        await held.release();
-      }
+      const outcomes = await held.together(
+        requests.map((tenant) => server.grpc.tenants.createTenant({ tenant }).then(() => "created", (e: unknown) => describeError(e as never).code)),
+      );
       await held.blockers();
       expect(server.tenantInserter.stats.batches - held.batchesBefore).toBe(1);
       expect(outcomes).toEqual(requests.map(() => "Unavailable"));
       const { rows } = await server.sql.query(`SELECT count(*)::int AS n FROM "Tenants" WHERE name LIKE $1`, [`Overloaded ${tag} %`]);
       expect(rows[0].n).toBe(0);
     } finally {
-      await server.sql.query(`DROP TRIGGER overloaded ON "Tenants"; DROP FUNCTION overloaded()`);
+      await removeRefusal();
     }
   });
 });

@@ -70,5 +70,49 @@ export async function holdBatches(
     /** Statements now waiting on the lock. */
     blocked,
     release,
+    /**
+     * Waits until these calls (sent meanwhile) are queued behind the
+     * blockers (`queued` of them, if not all go to this batcher), releases
+     * the lock, and resolves with their outcomes: they went out together,
+     * in the batches that follow.
+     */
+    together: async <T>(calls: readonly Promise<T>[], queued = calls.length): Promise<T[]> => {
+      const running = Promise.all(calls);
+      try {
+        await waitUntil(() => options.stats().queued >= 1 + queued, `${1 + queued} requests queued`);
+        await release();
+        return await running;
+      } finally {
+        await release();
+      }
+    },
+  };
+}
+
+/**
+ * Has PostgreSQL refuse a coalesced INSERT that carries a row matching
+ * `when` (a trigger's WHEN condition on NEW) with SQLSTATE `batch`; the
+ * same row inserted alone passes, or is refused with `alone`. Resolves
+ * with the function that removes the trigger again.
+ */
+export async function refuseCoalescedRows(
+  server: TestServer,
+  options: { table: "Tenants" | "UserTenantMapping"; when: string; batch: string; alone?: string },
+): Promise<() => Promise<void>> {
+  const name = `refuse_${Math.random().toString(36).slice(2, 10)}`;
+  const batchFunction = coalescedInsertStatement.slice(coalescedInsertStatement.lastIndexOf(" ") + 1);
+  await server.sql.query(`
+    CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF strpos(current_query(), '${batchFunction}') > 0 THEN
+        RAISE EXCEPTION 'refused by the test' USING ERRCODE = '${options.batch}';
+      END IF;
+      ${options.alone ? `RAISE EXCEPTION 'refused by the test' USING ERRCODE = '${options.alone}';` : ""}
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER ${name} BEFORE INSERT ON "${options.table}" FOR EACH ROW WHEN (${options.when}) EXECUTE FUNCTION ${name}();
+  `);
+  return async () => {
+    await server.sql.query(`DROP TRIGGER ${name} ON "${options.table}"; DROP FUNCTION ${name}()`);
   };
 }

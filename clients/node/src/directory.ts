@@ -1,6 +1,8 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { Event, EventService } from "../../../gen/tenancy/v1/event_pb.js";
 import type { Tenant, TenantService } from "../../../gen/tenancy/v1/tenant_pb.js";
+// The service's own list, compiled into the package (see tsconfig.json).
+import { EVENT_TYPES } from "../../../src/events/event.types.js";
 import { reasonOf } from "./errors.js";
 import { backoffMs } from "./interceptors.js";
 import { TenantTable } from "./tenant-table.js";
@@ -106,14 +108,8 @@ interface WaitOptions {
   timeoutMs?: number;
 }
 
-const knownTenantTypes = new Set([
-  "tenant.created",
-  "tenant.updated",
-  "tenant.suspended",
-  "tenant.activated",
-  "tenant.deleted",
-  "tenant.undeleted",
-]);
+/** The events that carry a tenant's new state (a purge carries its last one, and removes it). */
+const tenantStateTypes = new Set<string>(EVENT_TYPES.filter((type) => type.startsWith("tenant.") && type !== "tenant.purged"));
 
 /**
  * Every tenant the caller may read, in memory, kept current by the change
@@ -413,7 +409,7 @@ export class TenantDirectory {
     let previous: Tenant | undefined | null = null;
     if (event.type === "tenant.purged") {
       previous = working.table.remove(event.tenantId) ?? null;
-    } else if (knownTenantTypes.has(event.type) && event.resource.case === "tenant") {
+    } else if (tenantStateTypes.has(event.type) && event.resource.case === "tenant") {
       tenant = event.resource.value;
       previous = working.table.upsert(tenant);
     }
