@@ -4,7 +4,7 @@ import { Tenant_State as State, type Event } from "../../src/client.js";
 import { purgeExpiredTenants } from "../../src/tenants/tenant.purger.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
-import { coalescedInsertStatement, holdBatches, refuseCoalescedRows } from "../support/coalescing.js";
+import { holdCoalescedCreates, refuseCoalescedRows } from "../support/coalescing.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -187,13 +187,7 @@ describe("every write writes its event, once, in its transaction", () => {
     const removeRefusal = await refuseCoalescedRows(server, { table: "Tenants", when: "NEW.name LIKE 'Alone%'", batch: "23514" });
     try {
       for (const prefix of ["Batched", "Alone"]) {
-        const held = await holdBatches(server, {
-          table: "Tenants",
-          mode: "SHARE",
-          statement: coalescedInsertStatement,
-          stats: () => server.tenantInserter.stats,
-          blocker: () => server.grpc.tenants.createTenant({ tenant: unique() }),
-        });
+        const held = await holdCoalescedCreates(server, "tenants", () => server.grpc.tenants.createTenant({ tenant: unique() }));
         const created = await held.together(
           Array.from({ length: 12 }, (_, i) =>
             withSequence((o) => server.grpc.tenants.createTenant({ tenant: { ...unique(), name: `${prefix} ${i} ${Math.random()}` } }, o)),
@@ -210,13 +204,9 @@ describe("every write writes its event, once, in its transaction", () => {
       await removeRefusal();
     }
 
-    const held = await holdBatches(server, {
-      table: "UserTenantMapping",
-      mode: "SHARE",
-      statement: coalescedInsertStatement,
-      stats: () => server.membershipInserter.stats,
-      blocker: () => server.grpc.memberships.createMembership({ membership: { tenantId: tenant.id, userId: crypto.randomUUID() } }),
-    });
+    const held = await holdCoalescedCreates(server, "memberships", () =>
+      server.grpc.memberships.createMembership({ membership: { tenantId: tenant.id, userId: crypto.randomUUID() } }),
+    );
     const memberships = await held.together(
       Array.from({ length: 12 }, () =>
         withSequence((o) => server.grpc.memberships.createMembership({ membership: { tenantId: tenant.id, userId: crypto.randomUUID() } }, o)),

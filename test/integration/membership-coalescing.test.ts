@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError } from "../support/errors.js";
-import { coalescedInsertStatement, holdBatches, refuseCoalescedRows } from "../support/coalescing.js";
+import { holdCoalescedCreates, refuseCoalescedRows } from "../support/coalescing.js";
 import { waitUntil } from "../support/wait.js";
 import { Tenant_State, type Membership } from "../../src/client.js";
 import { MembershipRepository } from "../../src/memberships/membership.repository.js";
@@ -29,13 +29,9 @@ const outcomeOf = (call: Promise<Membership>): Promise<Outcome> =>
 
 /** Holds the coalesced CreateMembership statements behind a lock (see holdBatches). */
 async function holdCreates(tenantId: string, deadline?: number) {
-  return holdBatches(server, {
-    table: "UserTenantMapping",
-    mode: "SHARE",
-    statement: coalescedInsertStatement,
-    stats: () => server.membershipInserter.stats,
-    blocker: () => server.grpc.memberships.createMembership({ membership: { tenantId, userId: crypto.randomUUID() } }, { timeoutMs: deadline }),
-  });
+  return holdCoalescedCreates(server, "memberships", () =>
+    server.grpc.memberships.createMembership({ membership: { tenantId, userId: crypto.randomUUID() } }, { timeoutMs: deadline }),
+  );
 }
 
 async function metric(name: string, labels: string): Promise<number> {

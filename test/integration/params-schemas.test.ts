@@ -5,7 +5,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { BadRequestSchema, ParamsSchemaView, PreconditionFailureSchema, Tenant_State, type Tenant } from "../../src/client.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
-import { coalescedInsertStatement, holdBatches } from "../support/coalescing.js";
+import { holdCoalescedCreates } from "../support/coalescing.js";
 import { ParamsSchemaRepository } from "../../src/params-schemas/params-schema.repository.js";
 import { TenantRepository } from "../../src/tenants/tenant.repository.js";
 
@@ -392,13 +392,7 @@ describe("writes of tenants bound to a schema", () => {
     const reads = vi.spyOn(ParamsSchemaRepository.prototype, "find");
     const inserts = vi.spyOn(TenantRepository.prototype, "insertMany");
     try {
-      const held = await holdBatches(server, {
-        table: "Tenants",
-        mode: "SHARE",
-        statement: coalescedInsertStatement,
-        stats: () => server.tenantInserter.stats,
-        blocker: () => server.grpc.tenants.createTenant({ tenant: unique() }),
-      });
+      const held = await holdCoalescedCreates(server, "tenants", () => server.grpc.tenants.createTenant({ tenant: unique() }));
       const created: Tenant[] = await held.together(
         Array.from({ length: 6 }, (_, i) => server.grpc.tenants.createTenant({ tenant: { ...unique(), params, paramsSchema: i % 2 === 0 ? binding : "" } })),
       );

@@ -3,7 +3,7 @@ import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { describeError, rpcError } from "../support/errors.js";
-import { coalescedInsertStatement, holdBatches, refuseCoalescedRows } from "../support/coalescing.js";
+import { coalescedInsertStatement, holdBatches, holdCoalescedCreates, refuseCoalescedRows } from "../support/coalescing.js";
 import { waitUntil } from "../support/wait.js";
 import { Tenant_State, type Tenant } from "../../src/client.js";
 
@@ -31,13 +31,7 @@ async function metric(name: string, labels: string): Promise<number> {
 
 /** Holds the coalesced CreateTenant statements behind a lock (see holdBatches). */
 const holdCreates = (deadline?: number) =>
-  holdBatches(server, {
-    table: "Tenants",
-    mode: "SHARE",
-    statement: coalescedInsertStatement,
-    stats: () => server.tenantInserter.stats,
-    blocker: () => server.grpc.tenants.createTenant({ tenant: unique("blocker") }, { timeoutMs: deadline }),
-  });
+  holdCoalescedCreates(server, "tenants", () => server.grpc.tenants.createTenant({ tenant: unique("blocker") }, { timeoutMs: deadline }));
 
 const outcomeOf = (call: Promise<Tenant>) =>
   call.then(

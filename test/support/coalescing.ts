@@ -116,3 +116,14 @@ export async function refuseCoalescedRows(
     await server.sql.query(`DROP TRIGGER ${name} ON "${options.table}"; DROP FUNCTION ${name}()`);
   };
 }
+
+/** Holds the coalesced creates of tenants or of memberships (see holdBatches); `blocker` creates one. */
+export function holdCoalescedCreates(server: TestServer, kind: "tenants" | "memberships", blocker: () => Promise<unknown>) {
+  return holdBatches(server, {
+    table: kind === "tenants" ? "Tenants" : "UserTenantMapping",
+    mode: "SHARE",
+    statement: coalescedInsertStatement,
+    stats: () => (kind === "tenants" ? server.tenantInserter.stats : server.membershipInserter.stats),
+    blocker,
+  });
+}
