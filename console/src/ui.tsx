@@ -22,6 +22,43 @@ export function PageHeading({ children, title }: { children: ReactNode; title: s
   );
 }
 
+/**
+ * A table of records, in a labelled region that scrolls sideways on a
+ * narrow screen and takes the focus, so that keyboard users can scroll it.
+ * `columns` are the header cells (false leaves one out); the children are
+ * the body's rows.
+ */
+export function DataTable({
+  label,
+  columns,
+  className,
+  children,
+}: {
+  label: string;
+  columns: ReadonlyArray<string | false>;
+  className?: string;
+  children: ReactNode;
+}) {
+  return (
+    <div className="table-wrap" role="region" aria-label={label} tabIndex={0}>
+      <table className={className}>
+        <thead>
+          <tr>
+            {columns.map((column) =>
+              column === false ? null : (
+                <th key={column} scope="col">
+                  {column}
+                </th>
+              ),
+            )}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 export function TextField({
   label,
   hint,

@@ -6,7 +6,7 @@ import { EventService, type Event } from "../../../gen/tenancy/v1/event_pb.js";
 import type { Tenant } from "../../../gen/tenancy/v1/tenant_pb.js";
 import { useSession } from "../access.js";
 import { problemOf } from "../errors.js";
-import { ErrorBanner, Loading, Time } from "../ui.js";
+import { DataTable, ErrorBanner, Loading, Time } from "../ui.js";
 
 const PAGE_SIZE = 50;
 
@@ -64,32 +64,20 @@ export function HistoryTab({ tenant, live }: { tenant: Tenant; live: boolean }) 
       ) : list.data.events.length === 0 ? (
         <p>No changes recorded.</p>
       ) : (
-        <div className="table-wrap" role="region" aria-label="History" tabIndex={0}>
-          <table className="history">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">What</th>
-                <th scope="col">Fields</th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.events.map((event) => (
-                <tr key={event.id} data-sequence={String(event.sequence)}>
-                  <td>
-                    <Time value={event.time} />
-                  </td>
-                  <td>
-                    <code>{who(event.actor)}</code>
-                  </td>
-                  <th scope="row">{what(event)}</th>
-                  <td>{event.changedFields?.paths.length ? event.changedFields.paths.map((p) => <code key={p}>{p}</code>).reduce<ReactNode[]>((all, p, i) => (i ? [...all, ", ", p] : [p]), []) : "—"}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable label="History" className="history" columns={["When", "Who", "What", "Fields"]}>
+          {list.data.events.map((event) => (
+            <tr key={event.id} data-sequence={String(event.sequence)}>
+              <td>
+                <Time value={event.time} />
+              </td>
+              <td>
+                <code>{who(event.actor)}</code>
+              </td>
+              <th scope="row">{what(event)}</th>
+              <td>{event.changedFields?.paths.length ? event.changedFields.paths.map((p) => <code key={p}>{p}</code>).reduce<ReactNode[]>((all, p, i) => (i ? [...all, ", ", p] : [p]), []) : "—"}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {list.data && (tokens.length > 1 || list.data.nextPageToken) && (
         <nav className="pager" aria-label="History pages">

@@ -5,7 +5,7 @@ import { MembershipService, type Membership } from "../../../gen/tenancy/v1/memb
 import { Tenant_State, type Tenant } from "../../../gen/tenancy/v1/tenant_pb.js";
 import { useSession, type TenantPermissions } from "../access.js";
 import { fieldErrors, problemOf, type Problem } from "../errors.js";
-import { ConfirmDialog, ErrorBanner, FormError, Loading, Notice, TextField, Time } from "../ui.js";
+import { ConfirmDialog, DataTable, ErrorBanner, FormError, Loading, Notice, TextField, Time } from "../ui.js";
 
 const PAGE_SIZE = 50;
 
@@ -61,71 +61,59 @@ export function MembersTab({ tenant, permissions }: { tenant: Tenant; permission
         <>
           <p className="count">{list.data.totalSize === 0 ? "No members yet." : `${list.data.totalSize} ${list.data.totalSize === 1 ? "member" : "members"}`}</p>
           {list.data.memberships.length > 0 && (
-            <div className="table-wrap" role="region" aria-label="Members" tabIndex={0}>
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">User</th>
-                    <th scope="col">Roles</th>
-                    <th scope="col">Added</th>
-                    {permissions.manageMembers && <th scope="col">Actions</th>}
-                  </tr>
-                </thead>
-                <tbody>
-                  {list.data.memberships.map((membership) => (
-                    <tr key={membership.id}>
-                      <th scope="row">
-                        <code>{membership.userId}</code>
-                        {membership.userId === identity.userId && " (you)"}
-                      </th>
-                      <td>
-                        {editing === membership.id ? (
-                          <EditRoles
-                            membership={membership}
-                            onDone={(problem) => {
-                              if (problem) setRowProblem({ id: membership.id, message: explain(problem, tenant, membership.userId) });
-                              else {
-                                setEditing(undefined);
-                                setRowProblem(undefined);
-                                setDone(`Roles of ${membership.userId} saved.`);
-                                void refresh();
-                              }
-                            }}
-                            onCancel={() => (setEditing(undefined), setRowProblem(undefined))}
-                          />
-                        ) : membership.roles.length ? (
-                          membership.roles.join(", ")
-                        ) : (
-                          <span className="muted">no roles</span>
-                        )}
-                        {rowProblem?.id === membership.id && (
-                          <p className="field-error" role="alert">
-                            {rowProblem.message}
-                          </p>
-                        )}
-                      </td>
-                      <td>
-                        <Time value={membership.createTime} />
-                      </td>
-                      {permissions.manageMembers && (
-                        <td>
-                          {editing !== membership.id && (
-                            <div className="row-actions">
-                              <button type="button" onClick={() => (setEditing(membership.id), setRowProblem(undefined), setDone(undefined))} aria-label={`Change roles of ${membership.userId}`}>
-                                Change roles
-                              </button>
-                              <button type="button" className="danger" onClick={() => (setRemoving(membership), setRowProblem(undefined), setDone(undefined))} aria-label={`Remove ${membership.userId}`}>
-                                Remove…
-                              </button>
-                            </div>
-                          )}
-                        </td>
+            <DataTable label="Members" columns={["User", "Roles", "Added", permissions.manageMembers && "Actions"]}>
+              {list.data.memberships.map((membership) => (
+                <tr key={membership.id}>
+                  <th scope="row">
+                    <code>{membership.userId}</code>
+                    {membership.userId === identity.userId && " (you)"}
+                  </th>
+                  <td>
+                    {editing === membership.id ? (
+                      <EditRoles
+                        membership={membership}
+                        onDone={(problem) => {
+                          if (problem) setRowProblem({ id: membership.id, message: explain(problem, tenant, membership.userId) });
+                          else {
+                            setEditing(undefined);
+                            setRowProblem(undefined);
+                            setDone(`Roles of ${membership.userId} saved.`);
+                            void refresh();
+                          }
+                        }}
+                        onCancel={() => (setEditing(undefined), setRowProblem(undefined))}
+                      />
+                    ) : membership.roles.length ? (
+                      membership.roles.join(", ")
+                    ) : (
+                      <span className="muted">no roles</span>
+                    )}
+                    {rowProblem?.id === membership.id && (
+                      <p className="field-error" role="alert">
+                        {rowProblem.message}
+                      </p>
+                    )}
+                  </td>
+                  <td>
+                    <Time value={membership.createTime} />
+                  </td>
+                  {permissions.manageMembers && (
+                    <td>
+                      {editing !== membership.id && (
+                        <div className="row-actions">
+                          <button type="button" onClick={() => (setEditing(membership.id), setRowProblem(undefined), setDone(undefined))} aria-label={`Change roles of ${membership.userId}`}>
+                            Change roles
+                          </button>
+                          <button type="button" className="danger" onClick={() => (setRemoving(membership), setRowProblem(undefined), setDone(undefined))} aria-label={`Remove ${membership.userId}`}>
+                            Remove…
+                          </button>
+                        </div>
                       )}
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </DataTable>
           )}
           {(tokens.length > 1 || list.data.nextPageToken) && (
             <nav className="pager" aria-label="Member pages">

@@ -5,7 +5,7 @@ import { TenantService } from "../../../gen/tenancy/v1/tenant_pb.js";
 import { useSession } from "../access.js";
 import { fieldErrors, problemOf } from "../errors.js";
 import { Link, navigate, useLocation } from "../router.js";
-import { ErrorBanner, Loading, PageHeading, StateBadge, Time } from "../ui.js";
+import { DataTable, ErrorBanner, Loading, PageHeading, StateBadge, Time } from "../ui.js";
 
 const PAGE_SIZE = 20;
 
@@ -156,34 +156,22 @@ export function TenantsPage() {
                 : `${total} ${total === 1 ? "tenant" : "tenants"}${total > PAGE_SIZE ? `, page ${page}` : ""}`}
           </p>
           {list.data.tenants.length > 0 && (
-            <div className="table-wrap" role="region" aria-label="Tenants" tabIndex={0}>
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Domain</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Created</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {list.data.tenants.map((tenant) => (
-                    <tr key={tenant.id}>
-                      <th scope="row">
-                        <Link to={`/tenants/${tenant.id}`}>{tenant.name}</Link>
-                      </th>
-                      <td>{tenant.domain}</td>
-                      <td>
-                        <StateBadge state={tenant.state} />
-                      </td>
-                      <td>
-                        <Time value={tenant.createTime} />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable label="Tenants" columns={["Name", "Domain", "State", "Created"]}>
+              {list.data.tenants.map((tenant) => (
+                <tr key={tenant.id}>
+                  <th scope="row">
+                    <Link to={`/tenants/${tenant.id}`}>{tenant.name}</Link>
+                  </th>
+                  <td>{tenant.domain}</td>
+                  <td>
+                    <StateBadge state={tenant.state} />
+                  </td>
+                  <td>
+                    <Time value={tenant.createTime} />
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
           )}
           {(page > 1 || list.data.nextPageToken) && (
             <nav className="pager" aria-label="Pages">
