@@ -59,6 +59,35 @@ export function DataTable({
   );
 }
 
+/**
+ * Previous and next page of a keyset-paged list. `tokens` are the page
+ * tokens of the pages up to the current one (the first is ""); shown only
+ * when there is another page.
+ */
+export function Pager({
+  label,
+  tokens,
+  setTokens,
+  nextPageToken,
+}: {
+  label: string;
+  tokens: string[];
+  setTokens: (tokens: string[]) => void;
+  nextPageToken: string;
+}) {
+  if (tokens.length === 1 && !nextPageToken) return null;
+  return (
+    <nav className="pager" aria-label={label}>
+      <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
+        Previous page
+      </button>
+      <button type="button" disabled={!nextPageToken} onClick={() => setTokens([...tokens, nextPageToken])}>
+        Next page
+      </button>
+    </nav>
+  );
+}
+
 export function TextField({
   label,
   hint,

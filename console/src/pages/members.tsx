@@ -5,7 +5,7 @@ import { MembershipService, type Membership } from "../../../gen/tenancy/v1/memb
 import { Tenant_State, type Tenant } from "../../../gen/tenancy/v1/tenant_pb.js";
 import { useSession, type TenantPermissions } from "../access.js";
 import { fieldErrors, problemOf, type Problem } from "../errors.js";
-import { ConfirmDialog, DataTable, ErrorBanner, FormError, Loading, Notice, TextField, Time } from "../ui.js";
+import { ConfirmDialog, DataTable, ErrorBanner, FormError, Loading, Notice, Pager, TextField, Time } from "../ui.js";
 
 const PAGE_SIZE = 50;
 
@@ -115,16 +115,7 @@ export function MembersTab({ tenant, permissions }: { tenant: Tenant; permission
               ))}
             </DataTable>
           )}
-          {(tokens.length > 1 || list.data.nextPageToken) && (
-            <nav className="pager" aria-label="Member pages">
-              <button type="button" disabled={tokens.length === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-                Previous page
-              </button>
-              <button type="button" disabled={!list.data.nextPageToken} onClick={() => setTokens([...tokens, list.data.nextPageToken])}>
-                Next page
-              </button>
-            </nav>
-          )}
+          <Pager label="Member pages" tokens={tokens} setTokens={setTokens} nextPageToken={list.data.nextPageToken} />
         </>
       )}
       {removing && (

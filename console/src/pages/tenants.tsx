@@ -5,7 +5,7 @@ import { TenantService } from "../../../gen/tenancy/v1/tenant_pb.js";
 import { useSession } from "../access.js";
 import { fieldErrors, problemOf } from "../errors.js";
 import { Link, navigate, useLocation } from "../router.js";
-import { DataTable, ErrorBanner, Loading, PageHeading, StateBadge, Time } from "../ui.js";
+import { DataTable, ErrorBanner, Loading, PageHeading, Pager, StateBadge, Time } from "../ui.js";
 
 const PAGE_SIZE = 20;
 
@@ -173,16 +173,7 @@ export function TenantsPage() {
               ))}
             </DataTable>
           )}
-          {(page > 1 || list.data.nextPageToken) && (
-            <nav className="pager" aria-label="Pages">
-              <button type="button" disabled={page === 1} onClick={() => setTokens(tokens.slice(0, -1))}>
-                Previous page
-              </button>
-              <button type="button" disabled={!list.data.nextPageToken} onClick={() => setTokens([...tokens, list.data.nextPageToken])}>
-                Next page
-              </button>
-            </nav>
-          )}
+          <Pager label="Pages" tokens={tokens} setTokens={setTokens} nextPageToken={list.data.nextPageToken} />
         </>
       )}
     </>
