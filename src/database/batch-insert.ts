@@ -2,17 +2,24 @@ import type { Deadline } from "../common/deadline.js";
 import { Batcher, type BatcherOptions, type Settled } from "./batcher.js";
 import { classifyDatabaseError } from "./failures.js";
 
+/** A row as stored, with the sequence of the event its insert produced (undefined with the event triggers off). */
+export interface Inserted<Row> {
+  row: Row;
+  eventSequence: bigint | undefined;
+}
+
 export interface BatchInsertOptions<Row extends { id: string }> {
   /**
    * One statement for the rows, cancelled past `deadline`; resolves with the
-   * ids it inserted (it skips, rather than fails on, conflicts).
+   * ids it inserted (it skips, rather than fails on, conflicts), each with
+   * its event's sequence.
    */
-  insertMany(rows: Row[], deadline: Deadline | undefined): Promise<Set<string>>;
+  insertMany(rows: Row[], deadline: Deadline | undefined): Promise<Map<string, bigint | undefined>>;
   /**
    * One row the statement skipped, inserted on its own path, which answers
    * with the precise error, or with the stored row if things changed since.
    */
-  insertAlone(row: Row, deadline: Deadline | undefined): Promise<Row>;
+  insertAlone(row: Row, deadline: Deadline | undefined): Promise<Inserted<Row>>;
   batching?: Partial<BatcherOptions>;
 }
 
@@ -27,8 +34,8 @@ export interface BatchInsertOptions<Row extends { id: string }> {
  * request: retrying each row would multiply the work just when the database
  * can least take it.
  */
-export function batchInsert<Row extends { id: string }>(options: BatchInsertOptions<Row>): Batcher<Row, Row> {
-  const alone = async (row: Row, deadline: Deadline | undefined): Promise<Settled<Row>> => {
+export function batchInsert<Row extends { id: string }>(options: BatchInsertOptions<Row>): Batcher<Row, Inserted<Row>> {
+  const alone = async (row: Row, deadline: Deadline | undefined): Promise<Settled<Inserted<Row>>> => {
     try {
       return { ok: true, value: await options.insertAlone(row, deadline) };
     } catch (error) {
@@ -41,14 +48,16 @@ export function batchInsert<Row extends { id: string }>(options: BatchInsertOpti
   // the event triggers on and off alike (docs/performance.md).
   return new Batcher(
     async (rows, deadline) => {
-      let inserted: Set<string>;
+      let inserted: Map<string, bigint | undefined>;
       try {
         inserted = await options.insertMany(rows, deadline);
       } catch (error) {
         if (rows.length === 1 || classifyDatabaseError(error) !== "row") throw error;
-        inserted = new Set();
+        inserted = new Map();
       }
-      return Promise.all(rows.map((row) => (inserted.has(row.id) ? { ok: true as const, value: row } : alone(row, deadline))));
+      return Promise.all(
+        rows.map((row) => (inserted.has(row.id) ? { ok: true as const, value: { row, eventSequence: inserted.get(row.id) } } : alone(row, deadline))),
+      );
     },
     { maxBatch: options.batching?.maxBatch ?? 128, maxInFlight: options.batching?.maxInFlight ?? 2 },
   );

@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { remainingMs } from "../common/deadline.js";
-import { batchInsert } from "../database/batch-insert.js";
+import { batchInsert, type Inserted } from "../database/batch-insert.js";
 import type { Batcher, BatcherOptions, Caller } from "../database/batcher.js";
 import type { Membership } from "./membership.entity.js";
 import { MembershipRepository } from "./membership.repository.js";
@@ -22,28 +22,18 @@ import { WriteReceipt } from "../events/event-context.js";
  * batch, as it would have failed each request.
  */
 export class MembershipInserter {
-  private readonly batcher: Batcher<Membership, Membership>;
-  /** The sequence of each inserted membership's `membership.created` event. */
-  private readonly sequences = new WeakMap<Membership, bigint>();
+  private readonly batcher: Batcher<Membership, Inserted<Membership>>;
 
   constructor(orm: EntityManager, batching: Partial<BatcherOptions> = {}) {
     const repository = new MembershipRepository(orm.fork());
     this.batcher = batchInsert<Membership>({
-      insertMany: async (memberships, deadline) => {
-        const inserted = await repository.insertMany(memberships, deadline === undefined ? undefined : remainingMs(deadline));
-        for (const membership of memberships) {
-          const sequence = inserted.get(membership.id);
-          if (sequence !== undefined) this.sequences.set(membership, sequence);
-        }
-        return new Set(inserted.keys());
-      },
+      insertMany: (memberships, deadline) => repository.insertMany(memberships, deadline === undefined ? undefined : remainingMs(deadline)),
       insertAlone: async (membership, deadline) => {
         const actor = membership.createdBy ?? undefined;
         const receipt = new WriteReceipt(actor);
         // A fork of its own: a failed insert must not leave anything behind for the others.
         const created = await new MembershipService(orm.fork(), actor, receipt, deadline).insert(membership);
-        if (receipt.eventSequence !== undefined) this.sequences.set(created, receipt.eventSequence);
-        return created;
+        return { row: created, eventSequence: receipt.eventSequence };
       },
       batching,
     });
@@ -64,7 +54,7 @@ export class MembershipInserter {
     actor: string | undefined,
     caller?: Caller,
   ): Promise<{ membership: Membership; eventSequence: bigint | undefined }> {
-    const membership = await this.batcher.submit(newMembership(input, actor), caller);
-    return { membership, eventSequence: this.sequences.get(membership) };
+    const { row, eventSequence } = await this.batcher.submit(newMembership(input, actor), caller);
+    return { membership: row, eventSequence };
   }
 }

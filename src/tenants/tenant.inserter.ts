@@ -1,6 +1,6 @@
 import type { EntityManager } from "@mikro-orm/postgresql";
 import { remainingMs } from "../common/deadline.js";
-import { batchInsert } from "../database/batch-insert.js";
+import { batchInsert, type Inserted } from "../database/batch-insert.js";
 import type { Batcher, BatcherOptions, Caller } from "../database/batcher.js";
 import { boundedTransaction } from "../database/bounded.js";
 import type { Tenant } from "./tenant.entity.js";
@@ -25,9 +25,7 @@ import type { ParamsSchemaRegistry } from "../params-schemas/params-schema.regis
  * as it would have failed each request.
  */
 export class TenantInserter {
-  private readonly batcher: Batcher<Tenant, Tenant>;
-  /** The sequence of each inserted tenant's `tenant.created` event. */
-  private readonly sequences = new WeakMap<Tenant, bigint>();
+  private readonly batcher: Batcher<Tenant, Inserted<Tenant>>;
 
   constructor(
     orm: EntityManager,
@@ -36,14 +34,7 @@ export class TenantInserter {
   ) {
     const repository = new TenantRepository(orm.fork());
     this.batcher = batchInsert<Tenant>({
-      insertMany: async (tenants, deadline) => {
-        const inserted = await repository.insertMany(tenants, deadline === undefined ? undefined : remainingMs(deadline));
-        for (const tenant of tenants) {
-          const sequence = inserted.get(tenant.id);
-          if (sequence !== undefined) this.sequences.set(tenant, sequence);
-        }
-        return new Set(inserted.keys());
-      },
+      insertMany: (tenants, deadline) => repository.insertMany(tenants, deadline === undefined ? undefined : remainingMs(deadline)),
       insertAlone: async (tenant, deadline) => {
         // A fork of its own: a failed insert must not leave anything behind for the others.
         const receipt = new WriteReceipt(tenant.createdBy ?? undefined);
@@ -51,8 +42,7 @@ export class TenantInserter {
           await new TenantRepository(tx).insert(tenant);
           await readEventSequence(tx, receipt);
         });
-        if (receipt.eventSequence !== undefined) this.sequences.set(tenant, receipt.eventSequence);
-        return tenant;
+        return { row: tenant, eventSequence: receipt.eventSequence };
       },
       batching,
     });
@@ -72,7 +62,7 @@ export class TenantInserter {
    * `actor` is its creator, `caller` who waits for it (see Batcher).
    */
   async create(input: NewTenant, actor?: string, caller?: Caller): Promise<{ tenant: Tenant; eventSequence: bigint | undefined }> {
-    const tenant = await this.batcher.submit(await newTenant(input, this.schemas, { actor }), caller);
-    return { tenant, eventSequence: this.sequences.get(tenant) };
+    const { row, eventSequence } = await this.batcher.submit(await newTenant(input, this.schemas, { actor }), caller);
+    return { tenant: row, eventSequence };
   }
 }
